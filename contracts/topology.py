@@ -6,8 +6,8 @@
                     │      └─ dead letters: homebound.<agent>.dead-letter
                     └─► homebound.audit                stream bound to '#': the whole history
 
-The migration monitor also owns homebound.migration-monitor.poll, a delay
-queue that carries its own timer (`wave.poll_due`) back to its work queue.
+The migration monitor also owns homebound.migration-monitor.timer.<N>s,
+delay queues that carry its own timer (`wave.poll_due`) back to its work queue.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ __all__ = [
     "Agent",
     "Header",
     "QueueNames",
-    "poll_queue",
+    "MONITOR_POLL_DELAYS",
+    "ExchangeSpec",
+    "QueueSpec",
+    "agent_queues",
+    "audit_stream",
+    "consumer_queues",
+    "delay_label",
+    "exchanges",
     "queues_for",
 ]
 
@@ -81,26 +88,119 @@ PUBLISHES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+def delay_label(seconds: float) -> str:
+    """`5s`, `600s`, `250ms`: a delay as it appears in a queue name."""
+    milliseconds = round(seconds * 1000)
+    return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
+
+
 @dataclass(frozen=True)
 class QueueNames:
     """The queues one consumer owns."""
 
+    consumer: str
     work: str
     dead_letter: str
-    retry_prefix: str
 
-    def retry(self, delay_seconds: int) -> str:
-        return f"{self.retry_prefix}{delay_seconds}s"
+    def retry(self, delay_seconds: float) -> str:
+        return f"{self.work}.retry.{delay_label(delay_seconds)}"
+
+    def timer(self, delay_seconds: float) -> str:
+        """A delay queue that feeds the work queue: the consumer's own timer."""
+        return f"{self.work}.timer.{delay_label(delay_seconds)}"
 
 
 def queues_for(consumer: str) -> QueueNames:
     base = f"homebound.{consumer}"
-    return QueueNames(work=base, dead_letter=f"{base}.dead-letter", retry_prefix=f"{base}.retry.")
+    return QueueNames(consumer=consumer, work=base, dead_letter=f"{base}.dead-letter")
 
 
-def poll_queue(delay_seconds: int) -> str:
-    """The monitor's timer queue for one poll interval."""
-    return f"homebound.{Agent.MIGRATION_MONITOR}.poll.{delay_seconds}s"
+# --------------------------------------------------------------------------- declarations as data
+# The runtime declares these over AMQP and `homebound contracts export` writes
+# them as RabbitMQ definitions: one source, so the two cannot drift.
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    arguments: dict[str, object]
+    bindings: tuple[tuple[str, str], ...] = ()  # (exchange, routing key)
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    name: str
+    type: str
+
+
+def exchanges() -> tuple[ExchangeSpec, ...]:
+    return (ExchangeSpec(EVENTS_EXCHANGE, "topic"), ExchangeSpec(DEAD_LETTER_EXCHANGE, "direct"))
+
+
+def audit_stream() -> QueueSpec:
+    # Retention is a policy (max-age), not an argument: arguments cannot change
+    # once a queue exists, a policy can.
+    return QueueSpec(
+        AUDIT_STREAM,
+        {"x-queue-type": "stream", "x-stream-max-segment-size-bytes": 8_000_000},
+        ((EVENTS_EXCHANGE, "#"),),
+    )
+
+
+def _quorum(**extra: object) -> dict[str, object]:
+    # at-least-once dead-lettering needs reject-publish, or the broker silently
+    # falls back to at-most-once (PROTOCOLS.md).
+    return {"x-queue-type": "quorum", "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish", **extra}
+
+
+def consumer_queues(
+    consumer: str, routing_keys: tuple[str, ...], *,
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
+    timer_delays: tuple[float, ...] = (),
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+    single_active_consumer: bool = False,
+) -> tuple[QueueSpec, ...]:
+    """The work queue, its retry and timer delay queues, and its dead-letter queue."""
+    names = queues_for(consumer)
+    work_args = _quorum(**{
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": names.dead_letter,
+    })
+    if single_active_consumer:
+        work_args["x-single-active-consumer"] = True
+    specs = [QueueSpec(names.work, work_args, tuple((EVENTS_EXCHANGE, key) for key in routing_keys))]
+    delays = [(names.retry(d), d) for d in retry_delays] + [(names.timer(d), d) for d in timer_delays]
+    for name, delay in delays:
+        # Fixed TTL per queue: RabbitMQ expires messages from the head only, so one
+        # queue per delay keeps a short wait from queueing behind a long one.
+        specs.append(QueueSpec(name, _quorum(**{
+            "x-message-ttl": round(delay * 1000),
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": names.work,
+        })))
+    specs.append(QueueSpec(names.dead_letter, {"x-queue-type": "quorum"},
+                           ((DEAD_LETTER_EXCHANGE, names.dead_letter),)))
+    return tuple(specs)
+
+
+# The migration monitor polls Exchange on its own timer.
+MONITOR_POLL_DELAYS: Final = (2.0, 10.0, 30.0)
+
+
+def agent_queues(
+    agent: Agent, *, retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+) -> tuple[QueueSpec, ...]:
+    is_monitor = agent is Agent.MIGRATION_MONITOR
+    return consumer_queues(
+        agent.value, BINDINGS[agent], retry_delays=retry_delays,
+        timer_delays=MONITOR_POLL_DELAYS if is_monitor else (),
+        delivery_limit=delivery_limit,
+        # two monitor replicas must never both submit moves: the broker picks one
+        single_active_consumer=is_monitor,
+    )
 
 
 # Message headers the runtime writes (x-death is RabbitMQ's own).
