@@ -88,7 +88,10 @@ class Step(enum.StrEnum):
 # --------------------------------------------------------------------------- shared records
 
 Addresses = Annotated[list[ProxyAddress], Field(max_length=500)]
-Changes = Annotated[list[ShortText], Field(max_length=200, description="What was changed, in plain words; empty when nothing needed changing")]
+Changes = Annotated[
+    list[ShortText],
+    Field(max_length=200, description="What was changed, in plain words; empty when nothing needed changing"),
+]
 
 
 class CloudMailbox(Payload):
@@ -117,7 +120,7 @@ class CloudMailbox(Payload):
             raise ValueError("exchange_guid is all zeros: not a mailbox")
         if self.archive_status is ArchiveStatus.ACTIVE and self.archive_guid == NIL_GUID:
             raise ValueError("archive_status is Active but archive_guid is all zeros")
-        smtp = {a.split(":", 1)[1].lower() for a in self.email_addresses if a.lower().startswith("smtp:")}
+        smtp = {a.split(":", 1)[1].lower() for a in self.smtp_addresses}
         if self.primary_smtp_address.lower() not in smtp:
             raise ValueError("primary_smtp_address is not among email_addresses")
         return self
@@ -142,7 +145,9 @@ class AdAccount(Payload):
     distinguished_name: Annotated[str, Field(min_length=3, max_length=2048)]
     object_guid: uuid.UUID
     sam_account_name: Annotated[str, Field(min_length=1, max_length=20)]
-    created: bool = Field(description="True when Homebound created it, False when it matched an existing user")
+    created: bool = Field(
+        description="True when Homebound created it, False when it matched an existing user"
+    )
 
 
 class DnsRecordSet(Payload):
@@ -490,19 +495,65 @@ def event_type_of(model: type[Event]) -> str:
     return str(model.model_fields["type"].default)
 
 __all__ = [
-    "AdAccount", "Addresses", "AnyEvent", "ArchiveStatus", "Changes", "CloudMailbox",
-    "Completion", "CompletionPolicy", "DnsRecordSet", "EVENT_MODELS", "ErrorClass",
-    "MailEnableMode", "MailboxCompleted", "MailboxCompleting", "MailboxCompletingData",
-    "MailboxDiscovered", "MailboxFailed", "MailboxFailedData", "MailboxMailEnabled",
-    "MailboxMailEnabledData", "MailboxMoveRequested", "MailboxMoveRequestedData",
-    "MailboxProvisioned", "MailboxProvisionedData", "MailboxReplayed", "MailboxReplayedData",
-    "MailboxSynced", "MailboxSyncing", "MoveMode", "MoveProgress", "RecipientTypeDetails",
-    "Step", "UnknownEventType", "WaveCloudReady", "WaveCloudReadyData",
-    "WaveCompletionRequested", "WaveCompletionRequestedData", "WaveCutoverDone",
-    "WaveCutoverDoneData", "WaveCutoverStarted", "WaveCutoverStartedData", "WaveDnsPrepared",
-    "WaveDnsPreparedData", "WaveExported", "WaveExportedData", "WaveFailed", "WaveFailedData",
-    "WaveMigrated", "WaveMigratedData", "WaveOnpremReady", "WaveOnpremReadyData", "WavePollDue",
-    "WavePollDueData", "WaveRequested", "WaveRequestedData", "WaveRollbackRequested",
-    "WaveRollbackRequestedData", "WaveRolledBack", "WaveRolledBackData", "event_type_of",
+    "EVENT_MODELS",
+    "AdAccount",
+    "Addresses",
+    "AnyEvent",
+    "ArchiveStatus",
+    "Changes",
+    "CloudMailbox",
+    "Completion",
+    "CompletionPolicy",
+    "DnsRecordSet",
+    "ErrorClass",
+    "MailEnableMode",
+    "MailboxCompleted",
+    "MailboxCompleting",
+    "MailboxCompletingData",
+    "MailboxDiscovered",
+    "MailboxFailed",
+    "MailboxFailedData",
+    "MailboxMailEnabled",
+    "MailboxMailEnabledData",
+    "MailboxMoveRequested",
+    "MailboxMoveRequestedData",
+    "MailboxProvisioned",
+    "MailboxProvisionedData",
+    "MailboxReplayed",
+    "MailboxReplayedData",
+    "MailboxSynced",
+    "MailboxSyncing",
+    "MoveMode",
+    "MoveProgress",
+    "RecipientTypeDetails",
+    "Step",
+    "UnknownEventType",
+    "WaveCloudReady",
+    "WaveCloudReadyData",
+    "WaveCompletionRequested",
+    "WaveCompletionRequestedData",
+    "WaveCutoverDone",
+    "WaveCutoverDoneData",
+    "WaveCutoverStarted",
+    "WaveCutoverStartedData",
+    "WaveDnsPrepared",
+    "WaveDnsPreparedData",
+    "WaveExported",
+    "WaveExportedData",
+    "WaveFailed",
+    "WaveFailedData",
+    "WaveMigrated",
+    "WaveMigratedData",
+    "WaveOnpremReady",
+    "WaveOnpremReadyData",
+    "WavePollDue",
+    "WavePollDueData",
+    "WaveRequested",
+    "WaveRequestedData",
+    "WaveRollbackRequested",
+    "WaveRollbackRequestedData",
+    "WaveRolledBack",
+    "WaveRolledBackData",
+    "event_type_of",
     "parse_event",
 ]

@@ -98,7 +98,8 @@ class AcceptedDomain(_Model):
 
 class SendConnector(_Model):
     name: ShortText
-    address_spaces: Annotated[list[ShortText], Field(max_length=100)]  # e.g. "SMTP:fabrikam.mail.onmicrosoft.com;1"
+    # e.g. "SMTP:fabrikam.mail.onmicrosoft.com;1"
+    address_spaces: Annotated[list[ShortText], Field(max_length=100)]
     smart_hosts: Annotated[list[ShortText], Field(max_length=20)] = []
     dns_routing_enabled: bool = True
     enabled: bool = True

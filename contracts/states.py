@@ -23,7 +23,9 @@ from typing import Final
 
 __all__ = [
     "DUPLICATE",
+    "MAILBOX_TRANSITIONS",
     "READINESS_EVENTS",
+    "WAVE_TRANSITIONS",
     "Duplicate",
     "Invalid",
     "MailboxState",
@@ -31,8 +33,6 @@ __all__ = [
     "WaveStatus",
     "advance_mailbox",
     "advance_wave",
-    "MAILBOX_TRANSITIONS",
-    "WAVE_TRANSITIONS",
 ]
 
 
@@ -151,9 +151,9 @@ def advance_mailbox(
     if event_type == "mailbox.failed" and state is M.FAILED:
         return DUPLICATE
     reported = _REPORTS.get(event_type)
-    if reported is not None and state is not None and state is not M.FAILED:
-        if _RANK[reported] <= _RANK[state]:
-            return DUPLICATE  # late or repeated: the mailbox is already there or beyond
+    if (reported is not None and state is not None and state is not M.FAILED
+            and _RANK[reported] <= _RANK[state]):
+        return DUPLICATE  # late or repeated: the mailbox is already there or beyond
     if event_type not in _REPORTS and event_type not in ("mailbox.failed", "mailbox.replayed"):
         return Invalid(f"{event_type} is not a mailbox event")
     where = state.value if state is not None else "an unknown mailbox"
@@ -222,8 +222,8 @@ def advance_wave(status: WaveStatus | None, event_type: str) -> WaveStatus | Dup
     if event_type in READINESS_EVENTS and event_type in readiness:
         return DUPLICATE
     reported = _WAVE_REPORTS.get(event_type)
-    if reported is not None and phase is not None and phase is not W.FAILED:
-        if _WAVE_RANK[reported] <= _WAVE_RANK[phase]:
-            return DUPLICATE
+    if (reported is not None and phase is not None and phase is not W.FAILED
+            and _WAVE_RANK[reported] <= _WAVE_RANK[phase]):
+        return DUPLICATE
     where = phase.value if phase is not None else "an unknown wave"
     return Invalid(f"{event_type} cannot happen to a wave that is {where}")

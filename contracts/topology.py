@@ -24,12 +24,12 @@ __all__ = [
     "DEFAULT_DELIVERY_LIMIT",
     "DEFAULT_RETRY_DELAYS",
     "EVENTS_EXCHANGE",
+    "MONITOR_POLL_DELAYS",
     "PUBLISHES",
     "Agent",
+    "ExchangeSpec",
     "Header",
     "QueueNames",
-    "MONITOR_POLL_DELAYS",
-    "ExchangeSpec",
     "QueueSpec",
     "agent_queues",
     "audit_stream",
@@ -212,4 +212,5 @@ class Header(enum.StrEnum):
     DEAD_LETTERED_BY = "x-homebound-dead-lettered-by"  # the consumer that gave up
     DEAD_LETTERED_AT = "x-homebound-dead-lettered-at"
     ORIGINAL_ROUTING_KEY = "x-homebound-original-routing-key"
+    STEP = "x-homebound-step"  # the procedure step that failed
     REPLAYED = "x-replayed"  # how many times it was replayed

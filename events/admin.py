@@ -30,7 +30,7 @@ def _q(value: str) -> str:
 class BrokerAdmin:
     def __init__(
         self, base_url: str = "http://127.0.0.1:15672", *, username: str = "guest",
-        password: str = "guest", timeout: float = 10.0,
+        password: str = "guest", timeout: float = 10.0,  # noqa: S107 - RabbitMQ's local default
     ) -> None:
         self._http = httpx.Client(base_url=base_url, auth=(username, password), timeout=timeout)
         self._username = username

@@ -19,7 +19,7 @@ from tenacity import (
     wait_exponential,
 )
 
-__all__ = ["AmqpSettings", "CONNECTION_ERRORS", "connect_blocking", "with_reconnect_backoff"]
+__all__ = ["CONNECTION_ERRORS", "AmqpSettings", "connect_blocking", "with_reconnect_backoff"]
 
 log = structlog.get_logger(__name__)
 

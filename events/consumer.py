@@ -25,6 +25,7 @@ the dedupe store recognises the ones whose effects were already done.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -54,13 +55,19 @@ from contracts.events import (
     WaveFailedData,
     parse_event,
 )
-from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_RETRY_DELAYS, Header, consumer_queues, queues_for
+from contracts.topology import (
+    DEFAULT_DELIVERY_LIMIT,
+    DEFAULT_RETRY_DELAYS,
+    Header,
+    consumer_queues,
+    queues_for,
+)
 from events import metrics
 from events.amqp import CONNECTION_ERRORS, AmqpSettings, connect_blocking
 from events.declare import declare
 from events.dedupe import DedupeStore, InFlight
 from events.errors import HandlerError, InvalidMessage, PublishError
-from events.publisher import Publisher
+from events.publisher import Publisher, event_properties
 
 __all__ = ["Consumer", "ConsumerOptions", "Context", "Handler", "Route"]
 
@@ -100,6 +107,7 @@ class Context:
     def __init__(
         self, event: Event, *, producer: str, attempt: int, replayed: int,
         publisher: Publisher, timer_queue: Callable[[float], str],
+        dead_letter: Callable[..., None],
     ) -> None:
         self.event = event
         self.producer = producer
@@ -107,6 +115,7 @@ class Context:
         self.replayed = replayed  # times an operator replayed this event
         self._publisher = publisher
         self._timer_queue = timer_queue
+        self._dead_letter = dead_letter
 
     def follow(self, model: type[E], data: Payload, *, mailbox_id: Any = None, key: str = "") -> E:
         """A follow-up event of this one (derived id: a rerun publishes the same ids)."""
@@ -119,11 +128,19 @@ class Context:
 
     def schedule(self, event: Event, delay_seconds: float) -> None:
         """Deliver *event* to this consumer's own queue after one of its timer delays."""
-        from events.publisher import event_properties
-
         props = event_properties(event, user_id=self._publisher.user_id)
         self._publisher.wait([self._publisher.publish_raw(
             "", self._timer_queue(delay_seconds), event.to_json(), props)])
+
+    def dead_letter(
+        self, subject: Event, *, step: Step, error_class: ErrorClass, reason: str,
+        error_type: str = "", remediation: str = "",
+    ) -> None:
+        """Park *subject* (an event this consumer handled earlier) in the dead-letter queue
+        and announce the failure, for failures found later, e.g. a move that failed
+        in Exchange while being polled. A replay brings *subject* back."""
+        self._dead_letter(self.event, subject, step=step, error_class=error_class,
+                          reason=reason, error_type=error_type, remediation=remediation)
 
 
 class _Settlement(enum.Enum):
@@ -232,10 +249,8 @@ class Consumer:
     def _close_quietly(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(Exception):  # it is already broken
                 connection.close()
-            except Exception:  # noqa: BLE001 - it is already broken
-                pass
 
     # ------------------------------------------------------------------ connection thread
 
@@ -259,7 +274,7 @@ class Consumer:
             settlement = future.result()
         except CancelledError:
             settlement = _Settlement.REQUEUE
-        except Exception:  # noqa: BLE001 - _process catches everything; belt and braces
+        except Exception:
             log.exception("amqp.consumer.worker_crashed", consumer=self.name)
             settlement = _Settlement.REQUEUE
         connection = self._connection
@@ -268,7 +283,7 @@ class Consumer:
             if connection is None or delivery.generation != self._generation:
                 raise pika.exceptions.ConnectionWrongStateError("stale")
             connection.add_callback_threadsafe(settle)
-        except Exception:  # noqa: BLE001 - connection gone: the broker redelivers the message
+        except Exception:
             with self._pending_lock:
                 self._pending.pop(future, None)
 
@@ -338,6 +353,7 @@ class Consumer:
             event, producer=self.name, attempt=attempt,
             replayed=int(delivery.headers.get(Header.REPLAYED, 0) or 0),
             publisher=self._publisher, timer_queue=self.names.timer,
+            dead_letter=self._dead_letter_later,
         )
         started = time.perf_counter()
         try:
@@ -346,12 +362,12 @@ class Consumer:
                 context.publish(*produced)
         except InvalidMessage as exc:
             return self._dead_letter(delivery, reason=exc.reason, error_class=exc.kind,
-                                     error_type=type(exc).__name__, attempts=attempt)
+                                     error_type=type(exc).__name__, attempts=attempt, step=route.step)
         except PublishError as exc:
             # The effects may be done but the next event is not confirmed: run again later.
             log.warning("event.publish_failed", error=str(exc))
             return self._retry_or_dead_letter(delivery, event, route, exc, attempt)
-        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+        except Exception as exc:
             return self._retry_or_dead_letter(delivery, event, route, exc, attempt)
         finally:
             metrics.HANDLER_SECONDS.labels(self.name, event.type).observe(time.perf_counter() - started)
@@ -388,11 +404,11 @@ class Consumer:
         if error_class is ErrorClass.TRANSIENT:
             reason = f"gave up after {failures} attempts: {reason}"
         settlement = self._dead_letter(delivery, reason=reason, error_class=error_class.value,
-                                       error_type=error_type, attempts=failures)
+                                       error_type=error_type, attempts=failures, step=route.step)
         if settlement is _Settlement.ACK and event.type not in ("mailbox.failed", "wave.failed"):
             try:
                 self._publisher.publish_events(
-                    [self._failure_event(event, route, error_class, reason, error_type,
+                    [self._failure_event(event, route.step, error_class, reason, error_type,
                                          remediation, failures)])
             except PublishError:
                 # The dead letter exists; the announcement is redone when the
@@ -401,33 +417,45 @@ class Consumer:
         return settlement
 
     def _failure_event(
-        self, event: Event, route: Route, error_class: ErrorClass, reason: str,
+        self, event: Event, step: Step, error_class: ErrorClass, reason: str,
         error_type: str, remediation: str, attempts: int,
     ) -> Event:
         if event.mailbox_id is not None:
             address = _primary_address(event)
             return follow(event, MailboxFailed, producer=self.name, key=f"failed-{attempts}",
                           data=MailboxFailedData(
-                              step=route.step, error_class=error_class, reason=reason[:4000],
+                              step=step, error_class=error_class, reason=reason[:4000],
                               error_type=error_type[:256], remediation=remediation[:4000],
                               attempts=attempts, primary_smtp_address=address))
         return follow(event, WaveFailed, producer=self.name, key=f"failed-{attempts}",
-                      data=WaveFailedData(step=route.step, error_class=error_class,
+                      data=WaveFailedData(step=step, error_class=error_class,
                                           reason=reason[:4000], remediation=remediation[:4000]))
 
-    def _dead_letter(
-        self, delivery: _Delivery, *, reason: str, error_class: str, error_type: str, attempts: int
-    ) -> _Settlement:
+    def _dead_letter_headers(
+        self, base: Mapping[str, Any], *, reason: str, error_class: str, error_type: str,
+        attempts: int, routing_key: str, step: Step | None,
+    ) -> dict[str, Any]:
         headers = {
-            **delivery.headers,
+            **base,
             Header.REASON.value: reason[:1000],
             Header.ERROR_CLASS.value: error_class,
             Header.ERROR_TYPE.value: error_type[:200],
             Header.ATTEMPT.value: attempts,
             Header.DEAD_LETTERED_BY.value: self.name,
             Header.DEAD_LETTERED_AT.value: datetime.now(UTC).isoformat(timespec="seconds"),
-            Header.ORIGINAL_ROUTING_KEY.value: delivery.routing_key,
+            Header.ORIGINAL_ROUTING_KEY.value: routing_key,
         }
+        if step is not None:
+            headers[Header.STEP.value] = step.value
+        return headers
+
+    def _dead_letter(
+        self, delivery: _Delivery, *, reason: str, error_class: str, error_type: str, attempts: int,
+        step: Step | None = None,
+    ) -> _Settlement:
+        headers = self._dead_letter_headers(
+            delivery.headers, reason=reason, error_class=error_class, error_type=error_type,
+            attempts=attempts, routing_key=delivery.routing_key, step=step)
         try:
             self._publish_copy(self.names.dead_letter, delivery, headers)
         except PublishError:
@@ -437,6 +465,26 @@ class Consumer:
         log.warning("event.dead_lettered", reason=reason[:500], error_class=error_class,
                     attempts=attempts)
         return _Settlement.ACK
+
+    def _dead_letter_later(
+        self, cause: Event, subject: Event, *, step: Step, error_class: ErrorClass, reason: str,
+        error_type: str, remediation: str,
+    ) -> None:
+        """Context.dead_letter: park an earlier event and announce its failure (both confirmed)."""
+        headers = self._dead_letter_headers(
+            {}, reason=reason, error_class=error_class.value, error_type=error_type or "",
+            attempts=1, routing_key=subject.type, step=step)
+        props = event_properties(subject, user_id=self._publisher.user_id, headers=headers)
+        self._publisher.wait([self._publisher.publish_raw(
+            "", self.names.dead_letter, subject.to_json(), props)])
+        metrics.DEAD_LETTERED.labels(self.name, error_class.value).inc()
+        failure = self._failure_event(subject, step, error_class, reason, error_type, remediation, 1)
+        # derive from the handled event, so a rerun of this handler announces the same id
+        failure = follow(cause, type(failure), producer=self.name, data=failure.data,
+                         mailbox_id=subject.mailbox_id, key=f"failed-{subject.event_id}")
+        self._publisher.publish_events([failure])
+        log.warning("event.dead_lettered_later", subject=str(subject.event_id), reason=reason[:500],
+                    error_class=error_class.value)
 
     def _publish_copy(self, queue: str, delivery: _Delivery, headers: dict[str, Any]) -> None:
         original = delivery.properties

@@ -6,9 +6,15 @@ from prometheus_client import Counter, Histogram
 
 __all__ = ["DEAD_LETTERED", "DUPLICATES", "HANDLED", "HANDLER_SECONDS", "RETRIED"]
 
-HANDLED = Counter("homebound_events_handled_total", "Events handled successfully", ["consumer", "type"])
-DUPLICATES = Counter("homebound_events_duplicate_total", "Events acked as already handled", ["consumer", "type"])
-RETRIED = Counter("homebound_events_retried_total", "Events sent to a retry delay queue", ["consumer", "type"])
+HANDLED = Counter(
+    "homebound_events_handled_total", "Events handled successfully", ["consumer", "type"]
+)
+DUPLICATES = Counter(
+    "homebound_events_duplicate_total", "Events acked as already handled", ["consumer", "type"]
+)
+RETRIED = Counter(
+    "homebound_events_retried_total", "Events sent to a retry delay queue", ["consumer", "type"]
+)
 DEAD_LETTERED = Counter(
     "homebound_events_dead_lettered_total", "Messages sent to the dead-letter queue", ["consumer", "reason"]
 )

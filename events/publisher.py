@@ -17,6 +17,7 @@ harmless and a loss is impossible.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 from collections.abc import Iterable
@@ -43,7 +44,9 @@ __all__ = ["Publisher", "event_properties"]
 log = structlog.get_logger(__name__)
 
 
-def event_properties(event: Event, *, user_id: str | None, headers: dict[str, Any] | None = None) -> pika.BasicProperties:
+def event_properties(
+    event: Event, *, user_id: str | None, headers: dict[str, Any] | None = None
+) -> pika.BasicProperties:
     """The AMQP properties every event carries."""
     return pika.BasicProperties(
         content_type="application/json",
@@ -132,10 +135,9 @@ class Publisher:
             self._outbox.append(outgoing)
             connection = self._connection
         if connection is not None and self._ready.is_set():
-            try:
+            # closing under us: the reconnect drains the outbox instead
+            with contextlib.suppress(Exception):
                 connection.ioloop.add_callback_threadsafe(self._drain)
-            except Exception:  # noqa: BLE001 - closing under us: the reconnect drains the outbox
-                pass
         return outgoing.future
 
     def publish_events(self, events: Iterable[Event], *, timeout: float | None = None) -> int:
@@ -164,10 +166,8 @@ class Publisher:
         with self._lock:
             connection = self._connection
         if connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # already closed
                 connection.ioloop.add_callback_threadsafe(self._close_connection)
-            except Exception:  # noqa: BLE001 - already closed
-                pass
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._fail_everything(PublishError("publisher closed before the broker confirmed"))
@@ -262,7 +262,7 @@ class Publisher:
                 )
             except (pika.exceptions.ChannelWrongStateError, pika.exceptions.ConnectionWrongStateError):
                 return  # the connection is going away; the reconnect resends it
-            except Exception as exc:  # noqa: BLE001 - a bad message must not kill the I/O thread
+            except Exception as exc:
                 with self._lock:
                     self._unconfirmed.pop(self._next_tag, None)
                     self._next_tag -= 1

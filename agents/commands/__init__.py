@@ -1,0 +1,1 @@
+"""One module per `homebound` command group; each exposes `register(subparsers)`."""

@@ -1,0 +1,1 @@
+"""What every agent shares: configuration, logging, and the loop that runs a handler."""
