@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from agents import __version__
 from agents.commands import agent_cmd, config_cmd, contracts_cmd, dlq_cmd, events_cmd, rabbitmq_cmd
@@ -40,19 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_modules() -> list[object]:
-    modules: list[object] = [agent_cmd, config_cmd, contracts_cmd, dlq_cmd, events_cmd, rabbitmq_cmd]
-    try:
-        from agents.commands import workflow_cmd
-        modules.append(workflow_cmd)
-    except ImportError:
-        pass
-    try:
-        from lab import cli as lab_cli
-        modules.append(lab_cli)
-    except ImportError:
-        pass
-    return modules
+class _Registers(Protocol):
+    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
+
+
+def _command_modules() -> list[_Registers]:
+    from lab import cli as lab_cli
+
+    return [agent_cmd, config_cmd, contracts_cmd, dlq_cmd, events_cmd, rabbitmq_cmd, lab_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,7 +106,7 @@ def follow(
     mailbox_id = mailbox_id if mailbox_id is not None else cause.mailbox_id
     type_name = model.model_fields["type"].default
     name = f"{cause.event_id}/{type_name}/{mailbox_id or ''}/{key}"
-    return model(
+    return model(  # type: ignore[call-arg]  # `type` defaults to the model's literal
         event_id=uuid.uuid5(_DERIVED_ID_NAMESPACE, name),
         wave_id=cause.wave_id,
         mailbox_id=mailbox_id,

@@ -484,7 +484,7 @@ def parse_event(body: bytes | str | dict[str, Any]) -> Event:
         type_name = body.get("type")
         if type_name not in EVENT_MODELS:
             raise UnknownEventType(f"unknown event type {str(type_name)[:80]!r}")
-        return EVENT_MODELS[type_name].model_validate(body)  # type: ignore[index]
+        return EVENT_MODELS[str(type_name)].model_validate(body)
     decoded = json.loads(body)
     if not isinstance(decoded, dict):
         raise ValueError("an event is a JSON object")

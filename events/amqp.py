@@ -49,7 +49,8 @@ class AmqpSettings:
     def parameters(self) -> pika.URLParameters:
         params = pika.URLParameters(self.url)
         if self.password is not None:
-            params.credentials = pika.PlainCredentials(params.credentials.username, self.password)  # type: ignore[attr-defined]
+            username = getattr(params.credentials, "username", "guest")
+            params.credentials = pika.PlainCredentials(username, self.password)
         params.heartbeat = self.heartbeat
         params.blocked_connection_timeout = 60
         params.connection_attempts = 1

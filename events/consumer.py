@@ -184,6 +184,9 @@ class Consumer:
         self._channel: BlockingChannel | None = None
         self._pending: dict[Future[_Settlement], _Delivery] = {}
         self._pending_lock = threading.Lock()
+        self._verdicts: list[tuple[Future[_Settlement], _Delivery, _Settlement]] = []
+        self._verdict_lock = threading.Lock()
+        self._settle_scheduled = False
         self._executor = ThreadPoolExecutor(options.workers, thread_name_prefix=f"{name}-worker")
         self.consuming = threading.Event()  # set while a consumer is registered (tests wait on it)
 
@@ -269,7 +272,11 @@ class Consumer:
         future.add_done_callback(functools.partial(self._hand_back, delivery))
 
     def _hand_back(self, delivery: _Delivery, future: Future[_Settlement]) -> None:
-        """Worker thread: pass the verdict to the connection's thread."""
+        """Worker thread: queue the verdict for the connection's thread.
+
+        Verdicts are batched: one wake-up of the connection's thread settles
+        everything that finished meanwhile, instead of one wake-up per message.
+        """
         try:
             settlement = future.result()
         except CancelledError:
@@ -277,27 +284,41 @@ class Consumer:
         except Exception:
             log.exception("amqp.consumer.worker_crashed", consumer=self.name)
             settlement = _Settlement.REQUEUE
+        with self._verdict_lock:
+            self._verdicts.append((future, delivery, settlement))
+            if self._settle_scheduled:
+                return
+            self._settle_scheduled = True
         connection = self._connection
-        settle = functools.partial(self._settle, future, delivery, settlement)
         try:
-            if connection is None or delivery.generation != self._generation:
-                raise pika.exceptions.ConnectionWrongStateError("stale")
-            connection.add_callback_threadsafe(settle)
-        except Exception:
+            if connection is None:
+                raise pika.exceptions.ConnectionWrongStateError("no connection")
+            connection.add_callback_threadsafe(self._settle_all)
+        except Exception:  # noqa: BLE001 - connection gone: the broker redelivers those messages
+            with self._verdict_lock:
+                dropped, self._verdicts = self._verdicts, []
+                self._settle_scheduled = False
+            with self._pending_lock:
+                for dropped_future, _, _ in dropped:
+                    self._pending.pop(dropped_future, None)
+
+    def _settle_all(self) -> None:
+        """Connection thread: ack or requeue each verdict, unless its tag is from a lost connection."""
+        with self._verdict_lock:
+            verdicts, self._verdicts = self._verdicts, []
+            self._settle_scheduled = False
+        if self._dedupe is not None:
+            self._dedupe.flush()  # every id these acks rely on is durable first
+        channel = self._channel
+        for future, delivery, settlement in verdicts:
             with self._pending_lock:
                 self._pending.pop(future, None)
-
-    def _settle(self, future: Future[_Settlement], delivery: _Delivery, settlement: _Settlement) -> None:
-        """Connection thread: ack or requeue, unless the tag belongs to a lost connection."""
-        with self._pending_lock:
-            self._pending.pop(future, None)
-        channel = self._channel
-        if delivery.generation != self._generation or channel is None or not channel.is_open:
-            return
-        if settlement is _Settlement.ACK:
-            channel.basic_ack(delivery.tag)
-        else:
-            channel.basic_nack(delivery.tag, requeue=True)
+            if delivery.generation != self._generation or channel is None or not channel.is_open:
+                continue
+            if settlement is _Settlement.ACK:
+                channel.basic_ack(delivery.tag)
+            else:
+                channel.basic_nack(delivery.tag, requeue=True)
 
     # ------------------------------------------------------------------ worker threads
 
@@ -316,7 +337,7 @@ class Consumer:
             ),
         ):
             if self._dedupe is not None and self._dedupe.seen(event.event_id):
-                log.info("event.duplicate")
+                log.debug("event.duplicate")
                 metrics.DUPLICATES.labels(self.name, event.type).inc()
                 return _Settlement.ACK
             return self._handle(delivery, event, attempt)
@@ -367,14 +388,14 @@ class Consumer:
             # The effects may be done but the next event is not confirmed: run again later.
             log.warning("event.publish_failed", error=str(exc))
             return self._retry_or_dead_letter(delivery, event, route, exc, attempt)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
             return self._retry_or_dead_letter(delivery, event, route, exc, attempt)
         finally:
             metrics.HANDLER_SECONDS.labels(self.name, event.type).observe(time.perf_counter() - started)
         if self._dedupe is not None:
             self._dedupe.remember(event.event_id)
         metrics.HANDLED.labels(self.name, event.type).inc()
-        log.info("event.handled", seconds=round(time.perf_counter() - started, 4))
+        log.debug("event.handled", seconds=round(time.perf_counter() - started, 4))
         return _Settlement.ACK
 
     def _retry_or_dead_letter(

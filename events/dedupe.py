@@ -30,6 +30,9 @@ class DedupeStore(Protocol):
 
     def remember(self, event_id: uuid.UUID) -> None: ...
 
+    def flush(self) -> None:
+        """Make every remembered id durable; called before the acks that depend on it."""
+
 
 class MemoryDedupe:
     """The last *capacity* event ids, in memory: for tools and tests, not for agents."""
@@ -49,9 +52,18 @@ class MemoryDedupe:
             while len(self._ids) > self._capacity:
                 self._ids.popitem(last=False)
 
+    def flush(self) -> None:
+        pass
+
 
 class SqliteDedupe:
-    """Handled event ids in a SQLite file, kept for *retention_days* (survives restarts)."""
+    """Handled event ids in a SQLite file, kept for *retention_days* (survives restarts).
+
+    Ids remembered by workers are visible at once and written in one
+    transaction per `flush()` — the consumer flushes right before it acks the
+    batch of messages they belong to, so an acked message is always remembered
+    and a busy consumer pays one commit per batch, not one per message.
+    """
 
     def __init__(self, path: Path, *, retention_days: float = 30.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,37 +73,62 @@ class SqliteDedupe:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS handled (event_id BLOB PRIMARY KEY, at REAL NOT NULL)"
         )
+        self._path = path
         self._lock = threading.Lock()
+        self._readers = threading.local()  # WAL lets each worker read without the writer's lock
+        self._pending: set[uuid.UUID] = set()
+        self._flushing: set[uuid.UUID] = set()
+        self._write_lock = threading.Lock()
         self._retention = retention_days * 86400
         self._writes = 0
         self._prune()
 
     def seen(self, event_id: uuid.UUID) -> bool:
         with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM handled WHERE event_id = ?", (event_id.bytes,)
-            ).fetchone()
+            if event_id in self._pending or event_id in self._flushing:
+                return True
+        reader = getattr(self._readers, "db", None)
+        if reader is None:
+            reader = sqlite3.connect(str(self._path), check_same_thread=False)
+            self._readers.db = reader
+        row = reader.execute("SELECT 1 FROM handled WHERE event_id = ?", (event_id.bytes,)).fetchone()
         return row is not None
 
     def remember(self, event_id: uuid.UUID) -> None:
         with self._lock:
-            self._db.execute(
+            self._pending.add(event_id)
+
+    def flush(self) -> None:
+        # Workers keep remembering while the commit runs: only the swap holds the lock.
+        with self._write_lock:
+            with self._lock:
+                if not self._pending:
+                    return
+                self._flushing, self._pending = self._pending, set()
+            now = time.time()
+            self._db.execute("BEGIN")
+            self._db.executemany(
                 "INSERT OR IGNORE INTO handled (event_id, at) VALUES (?, ?)",
-                (event_id.bytes, time.time()),
+                [(event_id.bytes, now) for event_id in self._flushing],
             )
-            self._writes += 1
-            if self._writes % 10_000 == 0:
+            self._db.execute("COMMIT")
+            self._writes += len(self._flushing)
+            with self._lock:
+                self._flushing = set()
+            if self._writes >= 10_000:
+                self._writes = 0
                 self._prune_locked()
 
     def _prune(self) -> None:
-        with self._lock:
+        with self._write_lock:
             self._prune_locked()
 
     def _prune_locked(self) -> None:
         self._db.execute("DELETE FROM handled WHERE at < ?", (time.time() - self._retention,))
 
     def close(self) -> None:
-        with self._lock:
+        self.flush()
+        with self._write_lock:
             self._db.close()
 
 

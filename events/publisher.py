@@ -262,7 +262,7 @@ class Publisher:
                 )
             except (pika.exceptions.ChannelWrongStateError, pika.exceptions.ConnectionWrongStateError):
                 return  # the connection is going away; the reconnect resends it
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad message must not kill the I/O thread
                 with self._lock:
                     self._unconfirmed.pop(self._next_tag, None)
                     self._next_tag -= 1

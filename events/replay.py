@@ -138,9 +138,11 @@ def list_dead_letters(settings: AmqpSettings, consumers: list[str]) -> list[Dead
     found: list[DeadLetter] = []
     for consumer in consumers:
         with _channel(settings) as channel:
+            def keep(_tag: int, props: pika.BasicProperties, body: bytes, name: str = consumer) -> None:
+                found.append(_describe(name, props, body))
+
             try:
-                _walk(channel, queues_for(consumer).dead_letter,
-                      lambda _tag, props, body, c=consumer: found.append(_describe(c, props, body)))
+                _walk(channel, queues_for(consumer).dead_letter, keep)
             except pika.exceptions.ChannelClosedByBroker as exc:
                 if exc.reply_code != 404:  # a consumer that never ran has no queue yet
                     raise

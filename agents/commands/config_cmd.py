@@ -61,6 +61,6 @@ def report(config: HomeboundConfig) -> None:
         if value is None:
             needed = NEEDED_BY.get(section)
             hint = f" (needed by {needed})" if needed else ""
-            out.print(f"[yellow]–[/yellow] [{section}] not configured{hint}")
+            out.print(f"[yellow]-[/yellow] [{section}] not configured{hint}")
         else:
             out.print(f"[green]✓[/green] [{section}] ok")

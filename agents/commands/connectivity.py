@@ -12,7 +12,7 @@ from events.amqp import connect_blocking
 
 def _amqp(config: HomeboundConfig) -> str:
     connection = connect_blocking(amqp_settings(config, "homebound config check"), give_up_after=5)
-    version = connection._impl.server_properties.get("version", b"?")  # noqa: SLF001 - read-only
+    version = connection._impl.server_properties.get("version", b"?")
     connection.close()
     return f"RabbitMQ {version.decode() if isinstance(version, bytes) else version}"
 

@@ -42,8 +42,7 @@ def _matches(event: dict[str, Any], args: argparse.Namespace) -> bool:
         return False
     if args.mailbox:
         wanted = args.mailbox.lower()
-        data = event.get("data") or {}
-        mailbox = data.get("mailbox") if isinstance(data.get("mailbox"), dict) else data
+        mailbox = _mailbox_part(event)
         candidates = {str(event.get("mailbox_id", "")).lower(),
                       str(mailbox.get("primary_smtp_address", "")).lower()}
         if wanted not in candidates:
@@ -51,9 +50,19 @@ def _matches(event: dict[str, Any], args: argparse.Namespace) -> bool:
     return True
 
 
+def _mailbox_part(event: dict[str, Any]) -> dict[str, Any]:
+    """The mailbox record of an event: `data`, or `data.mailbox` for later steps."""
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return {}
+    inner = data.get("mailbox")
+    return inner if isinstance(inner, dict) else data
+
+
 def _one_line(event: dict[str, Any]) -> str:
-    data = event.get("data") or {}
-    mailbox = data.get("mailbox") if isinstance(data.get("mailbox"), dict) else data
+    raw = event.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    mailbox = _mailbox_part(event)
     who = mailbox.get("primary_smtp_address") or event.get("mailbox_id") or ""
     detail = ""
     if event.get("type") in ("mailbox.syncing", "mailbox.synced"):
@@ -62,7 +71,8 @@ def _one_line(event: dict[str, Any]) -> str:
         detail = f"{data.get('error_class')} at {data.get('step')}: {str(data.get('reason', ''))[:120]}"
     elif event.get("type") == "wave.exported":
         detail = f"{data.get('count')} mailboxes"
-    return f"{event.get('occurred_at', '')[:19]}  {event.get('wave_id', ''):<22} {event.get('type', ''):<24} {who} {detail}".rstrip()
+    when = str(event.get("occurred_at", ""))[:19]
+    return f"{when}  {event.get('wave_id', ''):<22} {event.get('type', ''):<24} {who} {detail}".rstrip()
 
 
 def run_tail(args: argparse.Namespace) -> int:

@@ -43,7 +43,8 @@ def run_apply(args: argparse.Namespace) -> int:
             err.print("the management API is not reachable: audit retention policy not set "
                       "(rabbitmq-plugins enable rabbitmq_management)")
             return 1
-        admin.set_policy(settings.vhost, "homebound-audit-retention", rf"^{AUDIT_STREAM.replace('.', '[.]')}$",
+        pattern = rf"^{AUDIT_STREAM.replace('.', '[.]')}$"
+        admin.set_policy(settings.vhost, "homebound-audit-retention", pattern,
                          {"max-age": config.runtime.audit_retention}, priority=10)
     out.print(f"audit stream retention: {config.runtime.audit_retention}")
     return 0

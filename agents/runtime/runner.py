@@ -80,7 +80,8 @@ def build_consumer(
         single_active_consumer=agent is Agent.MIGRATION_MONITOR,
         max_body_bytes=runtime.max_body_bytes,
     )
-    return Consumer(name, BINDINGS[agent], definition.routes, settings=amqp_settings(config, f"homebound {name}"),
+    return Consumer(name, BINDINGS[agent], definition.routes,
+                    settings=amqp_settings(config, f"homebound {name}"),
                     publisher=publisher, dedupe=dedupe, options=options)
 
 
@@ -104,7 +105,11 @@ def run_agent(name: str, config: HomeboundConfig, *, ready: threading.Event | No
 
         start_http_server(config.runtime.metrics_port, addr="127.0.0.1")
     if ready is not None:
-        threading.Thread(target=lambda: (consumer.consuming.wait(), ready.set()), daemon=True).start()
+        def announce_ready() -> None:
+            consumer.consuming.wait()
+            ready.set()
+
+        threading.Thread(target=announce_ready, daemon=True).start()
     log.info("agent.starting", agent=name, queue=consumer.names.work)
     try:
         consumer.run()
