@@ -62,6 +62,12 @@ class OnpremConfig:
     max_envelope_size_kb: int = 500  # WinRM MaxEnvelopeSizekb
 
     def __post_init__(self) -> None:
+        # accept JSON-shaped values too (strings for paths, a list for latency_ms)
+        for name in _PATH_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        object.__setattr__(self, "latency_ms", (int(self.latency_ms[0]), int(self.latency_ms[1])))
         low, high = self.latency_ms
         if not 0 <= low <= high:
             raise ValueError(f"latency_ms must be (min, max) with 0 <= min <= max, not {self.latency_ms}")
@@ -78,14 +84,7 @@ class OnpremConfig:
         extra = set(raw) - known
         if extra:
             raise ValueError(f"unknown settings in {path}: {sorted(extra)}")
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key in _PATH_FIELDS and value is not None:
-                value = Path(value)
-            elif key == "latency_ms":
-                value = (int(value[0]), int(value[1]))
-            values[key] = value
-        return cls(**values)
+        return cls(**raw)
 
     def to_file(self, path: Path) -> None:
         data = asdict(self)

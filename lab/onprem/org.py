@@ -111,6 +111,15 @@ class OrgModel:
         with self._lock:
             return self._state.model_copy(deep=True)
 
+    def archive_guid(self, object_guid: uuid.UUID) -> uuid.UUID | None:
+        """One recipient's ArchiveGuid, without copying the whole model."""
+        with self._lock:
+            return self._state.archive_guids.get(str(object_guid))
+
+    @property
+    def organization(self) -> str:
+        return self._state.organization
+
     @contextmanager
     def change(self) -> Iterator[OrgState]:
         """Mutate the state in the block; it is saved when the block ends without error."""

@@ -1,8 +1,10 @@
 """What a WinRS command line means to the stand-in, and how PowerShell reports failures.
 
 The stand-in runs nothing but `powershell[.exe] [-NoProfile] [-NonInteractive]
-[-NoLogo] -EncodedCommand <base64 of UTF-16-LE script>` (the form
-`pywinrm.Session.run_ps` sends too). It never interprets the script: it only
+[-NoLogo] [-ExecutionPolicy <any>] [-InputFormat|-OutputFormat Text]
+-EncodedCommand <base64 of UTF-16-LE script>` (flag names case-insensitive,
+`-enc`/`-ec`/`-e` too; `powershell -encodedcommand …` is what
+`pywinrm.Session.run_ps` sends). It never interprets the script: it only
 decodes it so the dispatcher can read the `# homebound-op:` header.
 
 Command-line limit: WinRS starts commands through `cmd.exe /c` unless the
@@ -36,6 +38,8 @@ __all__ = [
 CMD_LINE_LIMIT = 8191
 CREATE_PROCESS_LIMIT = 32767
 _SWITCHES = {"-noprofile", "-nop", "-noninteractive", "-noni", "-nologo"}
+# options with a value that do not change what runs or how its output looks
+_WITH_VALUE = {"-executionpolicy": None, "-ep": None, "-inputformat": "text", "-outputformat": "text"}
 _ENCODED = {"-encodedcommand", "-enc", "-ec", "-e"}
 _POWERSHELL = {"powershell", "powershell.exe"}
 
@@ -106,6 +110,12 @@ def parse_command_line(command: str, arguments: list[str], *,
         flag = rest.pop(0).lower()
         if flag in _SWITCHES:
             continue
+        if flag in _WITH_VALUE and rest:
+            value = rest.pop(0).lower()
+            if _WITH_VALUE[flag] in (None, value):
+                continue
+            return failed(f"The stand-in accepts only '{flag} Text'.", "ParameterBindingException",
+                          "InvalidArgument")
         if flag in _ENCODED and rest:
             encoded = rest.pop(0)
             if rest:  # anything after the script would be arguments PowerShell passes on

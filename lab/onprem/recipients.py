@@ -18,7 +18,10 @@ what Exchange leaves behind:
    lab schema has no msExchArchiveGUID).
 
 Every proxy is checked for uniqueness across the domain before it is
-written (ProxyAddressExistsException, Exchange's wording). An unchanged
+written (ProxyAddressExistsException, Exchange's wording). When both steps
+succeed their changes go out as one LDAP modify; when the primary address
+is free but another proxy is taken, step 2 is not written, as after an
+Enable-MailUser that worked and a Set-MailUser that failed. An unchanged
 recipient reports changed=false and nothing is written.
 """
 
@@ -152,7 +155,7 @@ class _MailEnabler:
                 user = self.session.by_guid(item.identity) or user
         except ExchangeError as error:
             return MailEnableResult(identity=item.identity, ok=False, error=error.as_shell_error())
-        archive = self.backend.org.snapshot().archive_guids.get(str(user.object_guid))
+        archive = self.backend.org.archive_guid(user.object_guid)
         return MailEnableResult(identity=item.identity, ok=True, changed=changed,
                                 recipient=to_recipient(user, archive))
 
@@ -196,9 +199,8 @@ class _MailEnabler:
             "msExchRecipientTypeDetails": [self.wanted_type],
         }
         if not user.legacy_exchange_dn:
-            organization = self.backend.org.snapshot().organization
             values["legacyExchangeDN"] = [
-                f"/o={organization}/{_ADMIN_GROUP}/cn=Recipients/cn={uuid.uuid4().hex}-{item.alias}"
+                f"/o={self.backend.org.organization}/{_ADMIN_GROUP}/cn=Recipients/cn={uuid.uuid4().hex}-{item.alias}"
             ]
         return values
 
@@ -222,11 +224,10 @@ class _MailEnabler:
     def _set_archive(self, user: AdUser, item: MailEnableItem) -> bool:
         if item.archive_guid is None:
             return False
-        key = str(user.object_guid)
-        if self.backend.org.snapshot().archive_guids.get(key) == item.archive_guid:
+        if self.backend.org.archive_guid(user.object_guid) == item.archive_guid:
             return False
         with self.backend.org.change() as state:
-            state.archive_guids[key] = item.archive_guid
+            state.archive_guids[str(user.object_guid)] = item.archive_guid
         return True
 
 

@@ -391,7 +391,7 @@ class OnpremStandIn:
 
     def health(self) -> dict[str, Any]:
         return {"ok": True, "http_port": self.http_port, "https_port": self.https_port,
-                "organization": self.org.snapshot().organization}
+                "organization": self.org.organization}
 
     def state(self) -> dict[str, Any]:
         return {

@@ -190,7 +190,7 @@ class Shells:
             command = self._command_of(request, user, desired.get("CommandId"))
             if not command.got_input and not command.stdin_closed:
                 self._start(command)  # see the module docstring: Receive before any Send
-            while not self._has_news(command):
+            while not command.done or command.reported_done:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closing:
                     raise WsmanFault(
@@ -236,12 +236,6 @@ class Shells:
                 self._changed.notify_all()
 
         threading.Thread(target=work, name=f"winrs-{command.command_id[:8]}", daemon=True).start()
-
-    @staticmethod
-    def _has_news(command: _Command) -> bool:
-        if not command.done:
-            return False
-        return not command.reported_done
 
     def _take_output(self, command: _Command, client_envelope: int) -> str:
         # base64 grows by 4/3; keep well inside what the client accepts in one reply

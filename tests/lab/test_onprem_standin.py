@@ -285,6 +285,23 @@ def test_a_stdin_envelope_over_500_kb_is_a_fault_so_clients_chunk(shell: Shell) 
     shell.protocol.cleanup_command(shell.shell_id, command_id)
 
 
+def test_shell_quota_and_unknown_shells_are_wsman_faults(
+    make_stand_in: Callable[..., OnpremStandIn], password: str,
+) -> None:
+    stand_in = make_stand_in(max_shells_per_user=2)
+    protocol = ntlm_http(stand_in, password)
+    shells = [protocol.open_shell() for _ in range(2)]
+    with pytest.raises(WSManFaultError) as raised:
+        protocol.open_shell()
+    assert raised.value.wsman_fault_code == 2150859174
+    with pytest.raises(WSManFaultError) as raised:
+        protocol.run_command(str(uuid.uuid4()).upper(), encoded_command(template("org-inspect")))
+    assert raised.value.wsman_fault_code == 2150858843
+    for shell_id in shells:
+        protocol.close_shell(shell_id, close_session=False)
+    assert stand_in.state()["open_shells"] == 0
+
+
 # ---------------------------------------------------------------------------------------- mail-enable
 
 
@@ -352,11 +369,15 @@ def test_remote_mailbox_mode_writes_a_remote_user_mailbox(
     assert response.results[0].recipient.recipient_type_details == "RemoteUserMailbox"  # type: ignore[union-attr]
     with samba.connect() as conn:
         assert text_values(read_user(conn, dn), "msExchRecipientTypeDetails") == ["2147483648"]
-    # the same account cannot then be made a plain mail user
-    response = shell.operation(MailEnableRequest(recipients=[wanted]), MailEnableResponse)
-    assert response.results[0].error is not None
-    assert response.results[0].error.type == "InvalidOperationException"
-    assert "is a RemoteUserMailbox, not a MailUser" in response.results[0].error.message
+    # the same account cannot then be made a plain mail user; an unknown account is not found
+    nobody = item(uuid.uuid4(), unique_alias())
+    response = shell.operation(MailEnableRequest(recipients=[wanted, nobody]), MailEnableResponse)
+    mismatch, missing = (r.error for r in response.results)
+    assert mismatch is not None and mismatch.type == "InvalidOperationException"
+    assert "is a RemoteUserMailbox, not a MailUser" in mismatch.message
+    assert missing is not None and missing.type == "ManagementObjectNotFoundException"
+    assert missing.message == (f"The operation couldn't be performed because object '{nobody.identity}' "
+                               "couldn't be found on 'dc1.lab.example'.")
 
 
 def test_hostile_display_names_and_aliases_stay_data(
