@@ -38,7 +38,9 @@ import dns.rdatatype
 from lab.ports import port_is_free, wait_port_free
 from lab.process import ManagedProcess
 
-__all__ = ["BindNotInstalled", "BindServer", "BindSettings", "exchange_online_mx"]
+__all__ = [
+    "BindNotInstalled", "BindServer", "BindSettings", "checked_domain", "exchange_online_mx",
+]
 
 INSTALL_HINT = "apt-get install -y bind9 bind9-utils"
 _TOOLS = ("named", "tsig-keygen", "named-checkconf", "named-checkzone")
@@ -73,8 +75,11 @@ def exchange_online_mx(domain: str) -> str:
     return f"{domain.replace('.', '-')}.mail.protection.outlook.com."
 
 
-def _checked_domain(domain: str) -> str:
-    # the name goes into named.conf and a zone file: only a plain host name may
+def checked_domain(domain: str) -> str:
+    """The domain in canonical form; ValueError unless it is a plain host name.
+
+    The name goes into named.conf, a zone file and a certificate: nothing else may.
+    """
     name = domain.strip().rstrip(".").lower()
     if not _DOMAIN.match(name):
         raise ValueError(f"not a DNS domain name: {domain!r}")
@@ -93,7 +98,7 @@ class BindServer:
         self.port = port
         self.listen = str(ipaddress.IPv4Address(listen))
         self.gateway_address = str(ipaddress.IPv4Address(gateway_address))
-        self.domains = tuple(dict.fromkeys(_checked_domain(d) for d in domains))
+        self.domains = tuple(dict.fromkeys(checked_domain(d) for d in domains))
         if not _KEY_NAME.match(key_name):
             raise ValueError(f"not a TSIG key name: {key_name!r}")
         self.key_name = key_name
@@ -146,7 +151,7 @@ class BindServer:
 
     def add_zone(self, domain: str, *, timeout: float = 15.0) -> None:
         """Serve one more zone; a running named reloads its configuration (SIGHUP)."""
-        name = _checked_domain(domain)
+        name = checked_domain(domain)
         with self._lock():
             self.domains = tuple(dict.fromkeys([*self.domains, name]))
             self._ensure_zone(name)

@@ -29,7 +29,7 @@ _stderr = Console(stderr=True, highlight=False)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `lab` and its subcommands to the main CLI; handlers are in `args.func`."""
+    """Add `lab` and its subcommands to the main CLI; handlers are in `args.run`."""
     parser = subparsers.add_parser(
         "lab", help="run the lab: Samba AD, BIND9 and the Exchange stand-ins",
         description="Run the lab: Samba AD DC, BIND9, and the Exchange Online and on-prem "
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[0])
     add_lab_commands(parser)
     args = parser.parse_args(argv)
-    handler: Handler = args.func
+    handler: Handler = args.run
     return handler(args)
 
 
@@ -61,24 +61,25 @@ def add_lab_commands(parser: argparse.ArgumentParser) -> None:
                           ("winrm-https", 5986)):
         up.add_argument(f"--{name}-port", type=int, metavar="PORT",
                         help=f"default {default}, or what this lab directory used last")
-    up.set_defaults(func=_up)
+    up.set_defaults(run=_up)
 
     down = commands.add_parser("down", help="stop every lab process started in the directory")
     _dir_option(down)
     down.add_argument("--keep-samba", action="store_true",
                       help="leave the Samba AD DC running (a test session shares it)")
-    down.set_defaults(func=_down)
+    down.set_defaults(run=_down)
 
     status = commands.add_parser(
         "status", help="what runs, on which ports, and its health (exit code 0: all healthy)")
     _dir_option(status)
     status.add_argument("--json", action="store_true")
-    status.set_defaults(func=_status)
+    status.set_defaults(run=_status)
 
-    seed = commands.add_parser("seed", help="reseed the Exchange Online tenant in place")
+    seed = commands.add_parser(
+        "seed", help="add mailboxes to the running Exchange Online tenant (POST /lab/seed)")
     _dir_option(seed)
-    _seed_options(seed, required=True)
-    seed.set_defaults(func=_seed)
+    _seed_options(seed, required=True, minimum=1)
+    seed.set_defaults(run=_seed)
 
 
 def _dir_option(parser: argparse.ArgumentParser) -> None:
@@ -86,19 +87,22 @@ def _dir_option(parser: argparse.ArgumentParser) -> None:
                         help=f"the lab directory (default {DEFAULT_DIR})")
 
 
-def _seed_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+def _seed_options(parser: argparse.ArgumentParser, *, required: bool, minimum: int = 0) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--mailboxes", type=_count, metavar="N",
-                       help="generate N mailboxes (default 50 on a new lab)")
+    group.add_argument("--mailboxes", type=_count(minimum), metavar="N",
+                       help="generate N mailboxes (a new lab's tenant: 50 by default)")
     group.add_argument("--mailboxes-csv", type=Path, metavar="FILE",
                        help="the tenant's mailboxes from a CSV file")
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be zero or more")
-    return value
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more")
+        return value
+    parse.__name__ = "number"  # argparse names the type in "invalid number value"
+    return parse
 
 
 # ---------------------------------------------------------------------- handlers
@@ -144,7 +148,7 @@ def _up(args: argparse.Namespace) -> int:
 
 @_operator_errors
 def _down(args: argparse.Namespace) -> int:
-    stopped = Lab(args.dir, report=_progress).down(keep_samba=args.keep_samba)
+    stopped = Lab(args.dir).down(keep_samba=args.keep_samba)  # the summary below says it all
     for name, pid in stopped:
         print(f"stopped {name} (pid {pid})")
     if not stopped:

@@ -19,17 +19,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import dns.exception
 from ldap3.core.exceptions import LDAPException
 
-from lab.bind import BindServer
+from lab.bind import BindServer, checked_domain
 from lab.certs import LabCertificates, ensure_certificates
 from lab.ports import port_is_free, wait_port_free
 from lab.process import ManagedProcess
-from lab.samba import SambaDC
+from lab.samba import SambaDC, SambaSettings
 from lab.settings_toml import LabEndpoints, Settings, lab_settings, render_toml
 from lab.standin_configs import (
     EXO_SEED_KEYS,
@@ -126,32 +127,14 @@ class Lab:
 
             self.report("certificates")
             certs = ensure_certificates(self.paths.tls, (state.gateway_host,))
-
-            samba = self._samba()
-            self.report("Active Directory: Samba AD DC on 127.0.0.1:636")
-            if samba.process.pid() is None and not port_is_free("127.0.0.1", _LDAPS_PORT):
-                raise LabError(
-                    "127.0.0.1:636 is already in use, most likely by another lab's Samba (only one "
-                    "can listen on 127.0.0.1): stop it with `homebound lab down --dir <its dir>`"
-                )
-            ad = _component("Samba", lambda: samba.ensure_running())
-
+            ad = self._start_samba()
             bind = self._bind(state)
-            zones = ", ".join(state.domains)
-            self.report(f"DNS: BIND9 on 127.0.0.1:{state.dns_port}, zones {zones}")
-            _component("BIND9", lambda: bind.ensure_running())
-
+            self.report(f"DNS: BIND9 on 127.0.0.1:{state.dns_port}, "
+                        f"zones {', '.join(state.domains)}")
+            _component("BIND9", bind.ensure_running)
             self._ensure_secrets()
-            stand_ins = self._stand_ins(state)
-            exo, onprem = stand_ins
-            configs = {
-                exo.name: exo_config_values(self.paths, state, certs),
-                onprem.name: onprem_config_values(self.paths, state, certs, ad),
-            }
-            launched = [s for s in stand_ins if self._launch(s, configs[s.name], certs)]
-            if launched:
-                self.report("waiting for the stand-ins' health endpoints")
-                _component("stand-ins", lambda: wait_healthy(launched, certs.ca_file))
+            self._start_stand_ins(state, certs, ad, reseed_asked=(
+                options.mailboxes is not None or options.mailboxes_csv is not None))
 
             settings = lab_settings(self._endpoints(state, bind))
             self.paths.toml.write_text(render_toml(settings))
@@ -178,29 +161,60 @@ class Lab:
                                                 "not in this installation"))
                 continue
             statuses.append(_status(stand_in.name, pid, list(stand_in.ports),
-                                    lambda s=stand_in: probe_health(s.health_url, ca_file)))
+                                    partial(probe_health, stand_in.health_url, ca_file)))
         return statuses
 
     def seed(self, *, mailboxes: int | None = None, mailboxes_csv: Path | None = None) -> Any:
-        """Reseed the Exchange Online tenant in place and remember it for the next start."""
+        """Add mailboxes to the running tenant (generated, or the rows of a CSV file)."""
         with self._lock():
             state = LabState.load(self.paths.state)
             if state is None:
                 raise LabError(f"no lab in {self.paths.dir}: run `homebound lab up` first")
-            state = self._apply_options(state, UpOptions(mailboxes=mailboxes,
-                                                         mailboxes_csv=mailboxes_csv))
             exo = self._stand_ins(state)[0]
             if exo.process.pid() is None:
                 raise LabError(f"the Exchange Online stand-in is not running in {self.paths.dir}: "
                                "run `homebound lab up` first")
-            state.save(self.paths.state)
-            values = exo_config_values(self.paths, state, ensure_certificates(self.paths.tls))
-            exo.write_config(values)
-            self.report(f"reseeding the tenant ({_seed_text(state)})")
-            return control_request(exo, "seed", self.paths.tls / "ca.pem",
-                                   {k: values[k] for k in EXO_SEED_KEYS})
+            if mailboxes_csv is not None:
+                try:
+                    body: dict[str, Any] = {"csv": mailboxes_csv.read_text(encoding="utf-8")}
+                except OSError as exc:
+                    raise LabError(f"cannot read {mailboxes_csv}: {exc.strerror}") from exc
+                self.report(f"adding the mailboxes of {mailboxes_csv} to the tenant")
+            else:
+                body = {"mailboxes": mailboxes}
+                self.report(f"adding {mailboxes} generated mailboxes to the tenant")
+            try:
+                return control_request(exo, "seed", self.paths.tls / "ca.pem", body)
+            except (RuntimeError, OSError) as exc:
+                raise LabError(f"the Exchange Online stand-in refused the seed: {exc}") from exc
 
     # ------------------------------------------------------------------ components
+
+    def _start_samba(self) -> SambaSettings:
+        samba = self._samba()
+        self.report("Active Directory: Samba AD DC on 127.0.0.1:636")
+        if samba.process.pid() is None and not port_is_free("127.0.0.1", _LDAPS_PORT):
+            raise LabError(
+                "127.0.0.1:636 is already in use, most likely by another lab's Samba (only one "
+                "can listen on 127.0.0.1): stop it with `homebound lab down --dir <its dir>`"
+            )
+        settings: SambaSettings = _component("Samba", samba.ensure_running)
+        return settings
+
+    def _start_stand_ins(self, state: LabState, certs: LabCertificates, ad: SambaSettings, *,
+                         reseed_asked: bool) -> None:
+        exo, onprem = self._stand_ins(state)
+        if reseed_asked and (exo.process.pid() is not None or self.paths.exo_tenant.exists()):
+            self.report("the Exchange Online tenant of the earlier run is kept with its "
+                        "mailboxes: `lab seed` adds more, `lab up --fresh` starts over")
+        launched = [stand_in for stand_in, values, live_keys in (
+            # the seed shapes a brand-new tenant only: no restart for it
+            (exo, exo_config_values(self.paths, state, certs), EXO_SEED_KEYS),
+            (onprem, onprem_config_values(self.paths, state, certs, ad), ()),
+        ) if self._launch(stand_in, values, live_keys)]
+        if launched:
+            self.report("waiting for the stand-ins' health endpoints")
+            _component("stand-ins", lambda: wait_healthy(launched, certs.ca_file))
 
     def _samba(self) -> SambaDC:
         return SambaDC(self.paths.dir)
@@ -220,21 +234,21 @@ class Lab:
                          ManagedProcess("onprem", run))
         return exo, onprem
 
-    def _launch(self, stand_in: StandIn, values: dict[str, Any], certs: LabCertificates) -> bool:
-        """Start, restart, reseed or leave alone; False when the package is not installed."""
+    def _launch(self, stand_in: StandIn, values: dict[str, Any],
+                live_keys: Sequence[str] = ()) -> bool:
+        """Start, restart or leave alone; False when the package is not installed.
+
+        A change in *live_keys* alone is written to the file but needs no restart.
+        """
         running = stand_in.process.pid() is not None
         if not stand_in.available():
             self.report(f"{stand_in.name}: package {stand_in.package} is not in this "
                         "installation, skipped")
             return False
-        if running and stand_in.config_matches(values):
+        if running and stand_in.config_matches(values, [k for k in values if k not in live_keys]):
+            if not stand_in.config_matches(values):
+                stand_in.write_config(values)
             self.report(f"{stand_in.name}: already running (pid {stand_in.process.pid()})")
-            return True
-        other_keys = [k for k in values if k not in EXO_SEED_KEYS]
-        if running and stand_in.name == "exo" and stand_in.config_matches(values, other_keys):
-            stand_in.write_config(values)
-            self.report(f"{stand_in.name}: reseeding the running tenant")
-            control_request(stand_in, "seed", certs.ca_file, {k: values[k] for k in EXO_SEED_KEYS})
             return True
         if running:
             self.report(f"{stand_in.name}: configuration changed, restarting")
@@ -278,7 +292,10 @@ class Lab:
 
     def _apply_options(self, state: LabState, options: UpOptions) -> LabState:
         if options.domains:
-            state.domains = list(dict.fromkeys(d.lower().rstrip(".") for d in options.domains))
+            try:
+                state.domains = list(dict.fromkeys(checked_domain(d) for d in options.domains))
+            except ValueError as exc:
+                raise LabError(str(exc)) from exc
         for name in ("dns_port", "exo_port", "winrm_http_port", "winrm_https_port"):
             value = getattr(options, name)
             if value is not None:
@@ -368,7 +385,3 @@ def _soa_probe(bind: BindServer) -> str | None:
 def _winrm_password() -> str:
     # three character classes, as an Exchange admin account's policy would want
     return f"Hb7-{secrets.token_urlsafe(18)}x"
-
-
-def _seed_text(state: LabState) -> str:
-    return f"from {state.seed_csv}" if state.seed_csv else f"{state.seed_mailboxes} mailboxes"

@@ -20,7 +20,7 @@ __all__ = [
     "EXO_SEED_KEYS", "LabPaths", "exo_config_values", "onprem_config_values", "templates_dir",
 ]
 
-# What `lab seed` changes without restarting the Exchange Online stand-in.
+# How a brand-new tenant is seeded; a running or saved tenant keeps its mailboxes.
 EXO_SEED_KEYS = ("seed_mailboxes", "seed_csv", "seed_random")
 # The mounted databases of the on-prem stand-in's default organisation (DB01 on EX01,
 # DB02 on EX02; its DB03 is dismounted), offered to the product as move targets.
@@ -40,6 +40,7 @@ class LabPaths:
         self.exo_config = lab_dir / "exo.json"
         self.onprem_config = lab_dir / "onprem.json"
         self.exo_dir = lab_dir / "exo"
+        self.exo_tenant = self.exo_dir / "tenant.json"  # the stand-in saves its tenant here
         self.onprem_dir = lab_dir / "onprem"
         self.exo_client_secret = self.secrets / "exo-client-secret"
         self.winrm_password = self.secrets / "winrm-password"
@@ -62,7 +63,7 @@ def exo_config_values(paths: LabPaths, state: LabState, certs: LabCertificates) 
         "cert_file": str(certs.cert_file),
         "key_file": str(certs.key_file),
         "ca_file": str(certs.ca_file),
-        "state_file": str(paths.exo_dir / "tenant.json"),
+        "state_file": str(paths.exo_tenant),
         "tenant_name": state.tenant_name,
         "tenant_id": state.tenant_id,
         "domains": list(state.domains),
