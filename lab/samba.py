@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -212,10 +212,8 @@ class SambaDC:
     def _ensure_users_ou(self) -> None:
         with self.connect() as conn:
             ou = self.settings.users_ou
-            try:
+            with suppress(ldap3.core.exceptions.LDAPEntryAlreadyExistsResult):
                 conn.add(ou, ["top", "organizationalUnit"])
-            except ldap3.core.exceptions.LDAPEntryAlreadyExistsResult:
-                pass
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
