@@ -24,6 +24,7 @@ from typing import Final
 __all__ = [
     "DUPLICATE",
     "MAILBOX_TRANSITIONS",
+    "RESUME_AFTER_FAILED_STEP",
     "READINESS_EVENTS",
     "WAVE_TRANSITIONS",
     "Duplicate",
@@ -133,7 +134,17 @@ MAILBOX_TRANSITIONS: Final[dict[tuple[MailboxState | None, str], MailboxState | 
     (M.COMPLETING, "mailbox.completed"): M.COMPLETED,
     # failure from every non-terminal state; replay returns to where it failed
     **{(state, "mailbox.failed"): M.FAILED for state in _ORDER if not state.terminal},
+    (None, "mailbox.failed"): M.FAILED,  # failed before the ledger saw it discovered
     (M.FAILED, "mailbox.replayed"): _RESUME,
+}
+
+# A replay returns a failed mailbox to the state before the step that failed.
+RESUME_AFTER_FAILED_STEP: Final = {
+    "export": M.DISCOVERED,
+    "provision": M.DISCOVERED,
+    "mail-enable": M.PROVISIONED,
+    "move": M.MAIL_ENABLED,
+    "complete": M.SYNCED,
 }
 
 
@@ -190,7 +201,17 @@ WAVE_TRANSITIONS: Final[dict[tuple[WavePhase | None, str], WavePhase | str]] = {
     (W.CUTOVER, "wave.cutover_done"): W.DONE,
     (W.DONE, "wave.rolled_back"): W.MIGRATED,
     (W.CUTOVER, "wave.rolled_back"): W.MIGRATED,
+    # a failed mailbox replayed after the wave was migrated: moves run again
+    (W.MIGRATED, "mailbox.replayed"): W.MIGRATING,
     **{(p, "wave.failed"): W.FAILED for p in W if p not in (W.DONE, W.FAILED)},
+    # A failed wave is not a dead end: once the cause is fixed and the dead-lettered
+    # step replayed, the events that step would have produced carry the wave on.
+    **{(W.FAILED, e): _READINESS for e in READINESS_EVENTS},
+    (W.FAILED, "wave.exported"): W.FAILED,
+    (W.FAILED, "mailbox.move_requested"): W.MIGRATING,
+    (W.FAILED, "wave.migrated"): W.MIGRATED,
+    (W.FAILED, "wave.cutover_started"): W.CUTOVER,
+    (W.FAILED, "wave.cutover_done"): W.DONE,
 }
 
 _WAVE_RANK: Final = {p: r for r, p in enumerate(

@@ -69,7 +69,7 @@ from events.dedupe import DedupeStore, InFlight
 from events.errors import HandlerError, InvalidMessage, PublishError
 from events.publisher import Publisher, event_properties
 
-__all__ = ["Consumer", "ConsumerOptions", "Context", "Handler", "Route"]
+__all__ = ["Consumer", "ConsumerOptions", "Context", "Handler", "Route", "dead_letter_headers"]
 
 log = structlog.get_logger(__name__)
 
@@ -452,30 +452,12 @@ class Consumer:
                       data=WaveFailedData(step=step, error_class=error_class,
                                           reason=reason[:4000], remediation=remediation[:4000]))
 
-    def _dead_letter_headers(
-        self, base: Mapping[str, Any], *, reason: str, error_class: str, error_type: str,
-        attempts: int, routing_key: str, step: Step | None,
-    ) -> dict[str, Any]:
-        headers = {
-            **base,
-            Header.REASON.value: reason[:1000],
-            Header.ERROR_CLASS.value: error_class,
-            Header.ERROR_TYPE.value: error_type[:200],
-            Header.ATTEMPT.value: attempts,
-            Header.DEAD_LETTERED_BY.value: self.name,
-            Header.DEAD_LETTERED_AT.value: datetime.now(UTC).isoformat(timespec="seconds"),
-            Header.ORIGINAL_ROUTING_KEY.value: routing_key,
-        }
-        if step is not None:
-            headers[Header.STEP.value] = step.value
-        return headers
-
     def _dead_letter(
         self, delivery: _Delivery, *, reason: str, error_class: str, error_type: str, attempts: int,
         step: Step | None = None,
     ) -> _Settlement:
-        headers = self._dead_letter_headers(
-            delivery.headers, reason=reason, error_class=error_class, error_type=error_type,
+        headers = dead_letter_headers(
+            self.name, delivery.headers, reason=reason, error_class=error_class, error_type=error_type,
             attempts=attempts, routing_key=delivery.routing_key, step=step)
         try:
             self._publish_copy(self.names.dead_letter, delivery, headers)
@@ -492,8 +474,8 @@ class Consumer:
         error_type: str, remediation: str,
     ) -> None:
         """Context.dead_letter: park an earlier event and announce its failure (both confirmed)."""
-        headers = self._dead_letter_headers(
-            {}, reason=reason, error_class=error_class.value, error_type=error_type or "",
+        headers = dead_letter_headers(
+            self.name, {}, reason=reason, error_class=error_class.value, error_type=error_type or "",
             attempts=1, routing_key=subject.type, step=step)
         props = event_properties(subject, user_id=self._publisher.user_id, headers=headers)
         self._publisher.wait([self._publisher.publish_raw(
@@ -516,6 +498,26 @@ class Consumer:
             timestamp=original.timestamp, headers=headers,
         )
         self._publisher.wait([self._publisher.publish_raw("", queue, delivery.body, props)])
+
+
+def dead_letter_headers(
+    consumer: str, base: Mapping[str, Any], *, reason: str, error_class: str, error_type: str,
+    attempts: int, routing_key: str, step: Step | None,
+) -> dict[str, Any]:
+    """The headers a dead letter carries: why, what kind of failure, who gave up, when."""
+    headers = {
+        **base,
+        Header.REASON.value: reason[:1000],
+        Header.ERROR_CLASS.value: error_class,
+        Header.ERROR_TYPE.value: error_type[:200],
+        Header.ATTEMPT.value: attempts,
+        Header.DEAD_LETTERED_BY.value: consumer,
+        Header.DEAD_LETTERED_AT.value: datetime.now(UTC).isoformat(timespec="seconds"),
+        Header.ORIGINAL_ROUTING_KEY.value: routing_key,
+    }
+    if step is not None:
+        headers[Header.STEP.value] = step.value
+    return headers
 
 
 def _summarise(error: pydantic.ValidationError) -> str:

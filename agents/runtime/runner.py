@@ -35,6 +35,10 @@ class AgentDefinition:
     routes: Mapping[str, Route]
     close: Callable[[], None] = lambda: None
     dedupe: DedupeStore | None = None  # None: the runtime's SQLite store in state_dir
+    # An agent that batches work across concurrent messages needs as many workers
+    # (and prefetched messages) as its batch size; None keeps [runtime] workers/prefetch.
+    workers: int | None = None
+    prefetch: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -73,8 +77,9 @@ def build_consumer(
     agent = Agent(name)
     runtime = config.runtime
     dedupe = definition.dedupe or SqliteDedupe(runtime.state_dir / name / "handled-events.sqlite")
+    workers = definition.workers or runtime.workers
     options = ConsumerOptions(
-        prefetch=runtime.prefetch, workers=runtime.workers,
+        prefetch=max(definition.prefetch or runtime.prefetch, workers), workers=workers,
         retry_delays=tuple(runtime.retry_delays),
         timer_delays=MONITOR_POLL_DELAYS if agent is Agent.MIGRATION_MONITOR else (),
         single_active_consumer=agent is Agent.MIGRATION_MONITOR,
