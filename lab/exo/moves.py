@@ -233,7 +233,9 @@ class MoveSimulator:
             if batch is None:
                 return False
             due = batch.complete_after is not None and batch.complete_after <= now
-            return batch.complete_requested or batch.auto_complete or due
+            # Set-MigrationUser -CompleteAfter completes one user of a batch
+            user_due = move.complete_after is not None and move.complete_after <= now
+            return batch.complete_requested or batch.auto_complete or due or user_due
         if move.resume_requested:
             return True
         if move.complete_after is not None:

@@ -371,6 +371,20 @@ def get_migration_user_statistics(ctx: Context, p: Bound) -> Output:
     return Output(rows=[(move.seq, record)], render=dict)
 
 
+@cmdlet("Set-MigrationUser", "MigrationUser", Param("Identity", required=True),
+        Param("CompleteAfter", Kind.DATETIME), Param("ApproveSkippedItems", Kind.SWITCH),
+        Param("BadItemLimit", Kind.UNLIMITED), Param("Partition"), what_if=True)
+def set_migration_user(ctx: Context, p: Bound) -> Output:
+    """Per-user settings inside a batch: completing one user early, approving its skipped items."""
+    with ctx.tenant.lock:
+        move = _find_user(ctx, p.get("Identity"))
+        if "CompleteAfter" in p:
+            move.complete_after = p.get("CompleteAfter")
+        if p.get("ApproveSkippedItems"):
+            move.skipped_items_approved = True
+    return Output()
+
+
 @cmdlet("Remove-MigrationUser", "MigrationUser", Param("Identity", required=True),
         Param("Force", Kind.SWITCH), Param("Partition"), what_if=True)
 def remove_migration_user(ctx: Context, p: Bound) -> Output:
