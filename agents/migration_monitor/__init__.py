@@ -1,0 +1,1 @@
+"""The migration monitor: starts, paces and watches the moves; owns the wave ledger."""
