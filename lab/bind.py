@@ -35,6 +35,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
+from lab.files import private_directory, write_private
 from lab.ports import port_is_free, wait_port_free
 from lab.process import ManagedProcess
 
@@ -199,7 +200,7 @@ class BindServer:
 
     def _ensure_key(self) -> None:
         """The TSIG secret is made once by tsig-keygen; named's key file is derived from it."""
-        self.secret_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directory(self.secret_file.parent)
         self.bind_dir.mkdir(parents=True, exist_ok=True)
         if not self.secret_file.exists():
             done = subprocess.run(["tsig-keygen", "-a", "hmac-sha256", self.key_name],
@@ -207,9 +208,9 @@ class BindServer:
             found = _SECRET.search(done.stdout)
             if done.returncode != 0 or found is None:
                 raise RuntimeError(f"tsig-keygen failed: {done.stderr.strip()[-500:]}")
-            _write_private(self.secret_file, found.group(1))
+            write_private(self.secret_file, found.group(1))
         secret = self.secret_file.read_text().strip()
-        _write_private(self.key_file, (
+        write_private(self.key_file, (
             f'key "{self.key_name}" {{\n\talgorithm hmac-sha256;\n\tsecret "{secret}";\n}};\n'
         ))
 
@@ -288,13 +289,6 @@ class BindServer:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)  # an older file keeps its mode through O_CREAT
 
 
 def _check(argv: list[str], what: str) -> None:

@@ -9,12 +9,13 @@ keep a certificate their clients still trust.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
 from cryptography import x509
+
+from lab.files import write_private
 
 __all__ = ["LabCertificates", "ensure_certificates"]
 
@@ -47,12 +48,12 @@ def ensure_certificates(directory: Path, extra_names: tuple[str, ...] = ()) -> L
     else:
         ca = trustme.CA(organization_name="Homebound lab", organization_unit_name="lab CA")
         ca.cert_pem.write_to_path(str(certs.ca_file))
-        _write_private(ca_key_file, ca.private_key_pem.bytes())
+        write_private(ca_key_file, ca.private_key_pem.bytes())
     server = ca.issue_cert(*wanted)
     with open(certs.cert_file, "wb") as chain:
         for blob in server.cert_chain_pems:
             chain.write(blob.bytes())
-    _write_private(certs.key_file, server.private_key_pem.bytes())
+    write_private(certs.key_file, server.private_key_pem.bytes())
     return certs
 
 
@@ -61,9 +62,3 @@ def _names_in(cert_file: Path) -> set[str]:
     cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return {str(name.value) for name in san}
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)

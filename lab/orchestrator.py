@@ -28,6 +28,7 @@ from ldap3.core.exceptions import LDAPException
 
 from lab.bind import BindServer, checked_domain
 from lab.certs import LabCertificates, ensure_certificates
+from lab.files import write_private
 from lab.ports import port_is_free, wait_port_free
 from lab.process import ManagedProcess
 from lab.samba import SambaDC, SambaSettings
@@ -132,7 +133,7 @@ class Lab:
             self.report(f"DNS: BIND9 on 127.0.0.1:{state.dns_port}, "
                         f"zones {', '.join(state.domains)}")
             _component("BIND9", bind.ensure_running)
-            self._ensure_secrets()
+            self._ensure_secrets(ad)
             self._start_stand_ins(state, certs, ad, reseed_asked=(
                 options.mailboxes is not None or options.mailboxes_csv is not None))
 
@@ -177,8 +178,8 @@ class Lab:
             if mailboxes_csv is not None:
                 try:
                     body: dict[str, Any] = {"csv": mailboxes_csv.read_text(encoding="utf-8")}
-                except OSError as exc:
-                    raise LabError(f"cannot read {mailboxes_csv}: {exc.strerror}") from exc
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise LabError(f"cannot read {mailboxes_csv}: {exc}") from exc
                 self.report(f"adding the mailboxes of {mailboxes_csv} to the tenant")
             else:
                 body = {"mailboxes": mailboxes}
@@ -204,6 +205,7 @@ class Lab:
     def _start_stand_ins(self, state: LabState, certs: LabCertificates, ad: SambaSettings, *,
                          reseed_asked: bool) -> None:
         exo, onprem = self._stand_ins(state)
+        self.paths.exo_dir.mkdir(exist_ok=True)  # where the stand-in saves its tenant on stop
         if reseed_asked and (exo.process.pid() is not None or self.paths.exo_tenant.exists()):
             self.report("the Exchange Online tenant of the earlier run is kept with its "
                         "mailboxes: `lab seed` adds more, `lab up --fresh` starts over")
@@ -285,10 +287,11 @@ class Lab:
             else:
                 path.unlink(missing_ok=True)
 
-    def _ensure_secrets(self) -> None:
+    def _ensure_secrets(self, ad: SambaSettings) -> None:
         ensure_secret(self.paths.exo_client_secret)
         password = ensure_secret(self.paths.winrm_password, _winrm_password)
-        ensure_secret(self.paths.winrm_users, lambda: f"LAB:{_WINRM_USER}:{password}")
+        # derived from the password file on every run, so the two never disagree
+        write_private(self.paths.winrm_users, f"{ad.domain}:{_WINRM_USER}:{password}\n")
 
     def _apply_options(self, state: LabState, options: UpOptions) -> LabState:
         if options.domains:
@@ -306,7 +309,7 @@ class Lab:
             try:
                 shutil.copyfile(options.mailboxes_csv, copy)
             except OSError as exc:
-                raise LabError(f"cannot read {options.mailboxes_csv}: {exc.strerror}") from exc
+                raise LabError(f"cannot read {options.mailboxes_csv}: {exc}") from exc
             state.seed_csv, state.seed_mailboxes = str(copy), 0
         elif options.mailboxes is not None:
             state.seed_csv, state.seed_mailboxes = None, options.mailboxes

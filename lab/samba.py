@@ -14,7 +14,6 @@ msExchRecipientTypeDetails).
 from __future__ import annotations
 
 import fcntl
-import os
 import secrets
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ import ldap3
 from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError
 
 from lab.certs import ensure_certificates
+from lab.files import private_directory, write_private
 from lab.process import ManagedProcess
 
 __all__ = ["SambaDC", "SambaNotInstalled", "SambaSettings"]
@@ -117,11 +117,9 @@ class SambaDC:
                 raise SambaNotInstalled(tool)
         shutil.rmtree(self.target_dir, ignore_errors=True)
         self.target_dir.mkdir(parents=True)
-        self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directory(self.secrets_dir)
         password = _generate_password()
-        fd = os.open(self.settings.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(password)
+        write_private(self.settings.password_file, password)
         certs = ensure_certificates(self.lab_dir / "tls")
         empty_conf = self.target_dir / "provision-empty.conf"
         empty_conf.write_text("")

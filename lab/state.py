@@ -8,12 +8,13 @@ Identifiers are generated once and kept, so the settings printed by a second
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from lab.files import private_directory, write_private
 
 __all__ = ["DEFAULT_DOMAIN", "LabState", "ensure_secret"]
 
@@ -62,12 +63,9 @@ def _random_secret() -> str:
 
 def ensure_secret(path: Path, generate: Callable[[], str] = _random_secret) -> str:
     """Read the secret in *path*, creating it (mode 0600, its directory 0700) the first time."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
+    private_directory(path.parent)
     if path.exists():
         return path.read_text().strip()
     value = generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)  # no newline: a reader that forgets strip() still works
+    write_private(path, value)  # no newline: a reader that forgets strip() still works
     return value

@@ -13,6 +13,7 @@ Two labs are exercised:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -193,7 +194,17 @@ def up_arguments(ports: dict[str, int]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def lab_up(samba: SambaDC, ports: dict[str, int]) -> Iterator[subprocess.CompletedProcess[str]]:
+def lab_to_ourselves(samba: SambaDC) -> Iterator[None]:
+    """Concurrent pytest sessions share the test lab: one at a time brings its servers up there."""
+    with open(lab_dir_for_tests() / ".lab-cli-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="module")
+def lab_up(
+    lab_to_ourselves: None, ports: dict[str, int]
+) -> Iterator[subprocess.CompletedProcess[str]]:
     lab_dir = str(lab_dir_for_tests())
     done = lab_cli("up", "--dir", lab_dir, "--mailboxes", "20", "--json", *up_arguments(ports))
     yield done
