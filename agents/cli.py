@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agents import __version__
-from agents.commands import agent_cmd, config_cmd, contracts_cmd, dlq_cmd, events_cmd, rabbitmq_cmd
+from agents.commands import agent_cmd, config_cmd, contracts_cmd, dlq_cmd, dns_cmd, events_cmd, rabbitmq_cmd
 from agents.commands.common import CommandError, err
 from agents.runtime.config import ConfigError
 
@@ -48,7 +48,7 @@ class _Registers(Protocol):
 def _command_modules() -> list[_Registers]:
     from lab import cli as lab_cli
 
-    return [agent_cmd, config_cmd, contracts_cmd, dlq_cmd, events_cmd, rabbitmq_cmd, lab_cli]
+    return [agent_cmd, config_cmd, contracts_cmd, dlq_cmd, dns_cmd, events_cmd, rabbitmq_cmd, lab_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

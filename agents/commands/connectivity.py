@@ -18,6 +18,7 @@ def _amqp(config: HomeboundConfig) -> str:
 
 
 CHECKS: dict[str, Callable[[HomeboundConfig], str]] = {"amqp": _amqp}
+CHECKS["dns"] = lambda config: __import__("agents.dns_cutover.factory", fromlist=["_"]).check_dns(config)
 
 
 def register_check(section: str, check: Callable[[HomeboundConfig], str]) -> None:

@@ -151,6 +151,10 @@ class DnsSection(Section):
     restore_ttl: int = Field(default=3600, ge=60)
     verify_resolvers: list[str] = []  # extra servers to check the cutover on (host or host:port)
     timeout_seconds: float = Field(default=5, gt=0)
+    verify_timeout_seconds: float = Field(default=120, gt=0)  # how long resolvers may lag after the switch
+    autodiscover_target: DomainName | None = None  # default: the gateway host
+    cloud_spf_include: str = "spf.protection.outlook.com"  # kept in SPF during the migration; "" for none
+    state_file: Path | None = None  # default: <state_dir>/dns-cutover/dns-state.sqlite
 
 
 class MigrationSection(Section):

@@ -1,0 +1,1 @@
+"""The DNS cutover agent: SPF and MX TTL before the moves, MX and autodiscover after, rollback on demand."""
