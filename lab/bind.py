@@ -233,7 +233,6 @@ class BindServer:
             "autodiscover\tIN CNAME autodiscover.outlook.com.\n"
             f"mail\tIN A {self.gateway_address}\n"
         )
-        _check(["named-checkzone", domain, str(path)], f"zone {domain}")
 
     def _listen_line(self) -> str:
         return f"listen-on port {self.port} {{ {self.listen}; }};"
@@ -262,7 +261,10 @@ class BindServer:
             "controls { };\n"
             + zones
         )
+        # checked before every start and reload: named itself would only log the problem
         _check(["named-checkconf", str(self.conf_file)], "named.conf")
+        for zone in self.zones():
+            _check(["named-checkzone", zone, str(self.zones_dir / f"{zone}.zone")], f"zone {zone}")
 
     # ------------------------------------------------------------------ process
 

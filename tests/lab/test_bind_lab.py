@@ -156,6 +156,16 @@ def test_a_taken_port_is_reported_instead_of_a_silent_timeout(
     assert other.process.pid() is None
 
 
+def test_a_broken_zone_file_is_reported_before_named_starts(tmp_path: Path) -> None:
+    server = BindServer(tmp_path, port=free_port(udp=True))
+    zone_file = server.zones_dir / f"{ZONE}.zone"
+    zone_file.parent.mkdir(parents=True)
+    zone_file.write_text("$TTL 3600\n@ IN SOA broken\n")
+    with pytest.raises(RuntimeError, match=f"named-checkzone rejected zone {ZONE}"):
+        server.ensure_running()
+    assert server.process.pid() is None
+
+
 def test_missing_bind_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
