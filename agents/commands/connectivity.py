@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from agents.ad_provisioner.probe import check_directory  # cheap: ldap3 loads when it runs
 from agents.commands.common import err, out
 from agents.runtime.config import HomeboundConfig
 from agents.runtime.runner import amqp_settings
@@ -18,6 +19,7 @@ def _amqp(config: HomeboundConfig) -> str:
 
 
 CHECKS: dict[str, Callable[[HomeboundConfig], str]] = {"amqp": _amqp}
+CHECKS["active_directory"] = check_directory
 CHECKS["dns"] = lambda config: __import__("agents.dns_cutover.factory", fromlist=["_"]).check_dns(config)
 
 

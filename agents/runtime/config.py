@@ -96,6 +96,11 @@ class ActiveDirectorySection(Section):
     base_dn: str
     users_ou: str
     lookup_batch_size: int = Field(default=50, ge=1, le=500)
+    # optional, added by the ad-provisioner: how long a look-up waits for others to share
+    # its search (handlers finish their writes one by one, so a few ms catch few others),
+    # and the length of the generated passwords (above most domains' minimum)
+    lookup_wait_ms: float = Field(default=50.0, ge=0, le=2000)
+    password_length: int = Field(default=24, ge=14, le=127)
 
     @field_validator("url")
     @classmethod
