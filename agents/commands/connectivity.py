@@ -21,6 +21,7 @@ def _amqp(config: HomeboundConfig) -> str:
 CHECKS: dict[str, Callable[[HomeboundConfig], str]] = {"amqp": _amqp}
 CHECKS["active_directory"] = check_directory
 CHECKS["dns"] = lambda config: __import__("agents.dns_cutover.factory", fromlist=["_"]).check_dns(config)
+CHECKS["onprem_exchange"] = lambda c: __import__("agents.shared.exchange_shell", fromlist=["_"]).probe(c)
 
 
 def register_check(section: str, check: Callable[[HomeboundConfig], str]) -> None:

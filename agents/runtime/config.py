@@ -125,6 +125,12 @@ class OnpremExchangeSection(Section):
     batch_size: int = Field(default=100, ge=1, le=1000)
     mrsproxy_max_connections: int = Field(default=100, ge=1)
     send_connector_name: str = "Homebound to Exchange Online"
+    # the exchange-configurator's WinRM client: open shells kept (two let one batch run while
+    # the next fills), how long a batch waits for more mailboxes, and the time limits
+    shells: int = Field(default=2, ge=1, le=10)
+    batch_wait_seconds: float = Field(default=0.15, ge=0, le=5)
+    operation_timeout_seconds: int = Field(default=20, ge=1, le=300)
+    command_timeout_seconds: float = Field(default=600, gt=0)
 
     @field_validator("url")
     @classmethod
