@@ -54,7 +54,6 @@ _CONFLICTS = {
     dns.rcode.NXRRSET: "records changed since they were read",
     dns.rcode.YXRRSET: "records appeared since they were read",
     dns.rcode.NXDOMAIN: "a name that was read has gone",
-    dns.rcode.YXDOMAIN: "the name already holds other records (a CNAME cannot be added beside them)",
 }
 
 
@@ -205,6 +204,9 @@ class TsigDnsServer:
             return
         if rcode in _CONFLICTS:
             raise DnsConflict(f"{what} not applied: {_CONFLICTS[rcode]} ({dns.rcode.to_text(rcode)})")
+        if rcode == dns.rcode.YXDOMAIN:  # only our "name unused" prerequisite for a new CNAME
+            raise DnsRejected(f"{what} not applied: autodiscover already holds other records (A, SRV...) "
+                              "and a CNAME cannot be added beside them; point it on-prem by hand")
         if rcode == dns.rcode.SERVFAIL:
             raise DnsUnavailable(f"{what}: SERVFAIL")
         if rcode == dns.rcode.REFUSED:
