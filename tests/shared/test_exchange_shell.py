@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import structlog.testing
 
-from agents.runtime.config import OnpremExchangeSection
+from agents.commands.connectivity import CHECKS
+from agents.runtime.config import HomeboundConfig, OnpremExchangeSection
 from agents.shared.exchange_shell import (
     ExchangeShell,
     ShellCommandFailed,
@@ -137,6 +138,13 @@ def test_settings_come_from_the_onprem_exchange_section(lab: OnpremLab) -> None:
     built = ShellSettings.from_section(section)
     assert (built.url, built.shells, built.command_timeout_seconds) == (lab.http_url, 3, 42)
     assert lab.password not in repr(built)
+
+
+def test_config_check_connect_inspects_the_org_and_names_the_version(lab: OnpremLab) -> None:
+    config = HomeboundConfig.model_validate({"onprem_exchange": lab.section()})
+    assert CHECKS["onprem_exchange"](config) == "Exchange Version 15.2 (Build 1544.4); servers EX01, EX02"
+    assert [e["op"] for e in lab.scripts()] == ["org-inspect"]
+    assert lab.stand_in.state()["open_shells"] == 0
 
 
 # ---------------------------------------------------------------------------------------- data path
