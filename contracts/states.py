@@ -201,6 +201,8 @@ WAVE_TRANSITIONS: Final[dict[tuple[WavePhase | None, str], WavePhase | str]] = {
     (W.CUTOVER, "wave.cutover_done"): W.DONE,
     (W.DONE, "wave.rolled_back"): W.MIGRATED,
     (W.CUTOVER, "wave.rolled_back"): W.MIGRATED,
+    # rolling back DNS before the cutover only undoes the preparation (SPF, TTL)
+    **{(p, "wave.rolled_back"): p for p in (W.PREPARING, W.READY, W.MIGRATING, W.MIGRATED)},
     # a failed mailbox replayed after the wave was migrated: moves run again
     (W.MIGRATED, "mailbox.replayed"): W.MIGRATING,
     **{(p, "wave.failed"): W.FAILED for p in W if p not in (W.DONE, W.FAILED)},

@@ -42,9 +42,9 @@ def run_check(args: argparse.Namespace) -> int:
         config = load_config(path)
     except ConfigError as exc:
         for section, problems in exc.problems.items():
-            err.print(f"[red]✗[/red] [{section}]")
+            err.print(f"[red]✗[/red] \\[{section}]")
             for problem in problems:
-                err.print(f"    {problem}")
+                err.print(f"    {problem}", markup=False, highlight=False)
         return 2
     report(config)
     if args.connect:
@@ -61,6 +61,6 @@ def report(config: HomeboundConfig) -> None:
         if value is None:
             needed = NEEDED_BY.get(section)
             hint = f" (needed by {needed})" if needed else ""
-            out.print(f"[yellow]-[/yellow] [{section}] not configured{hint}")
+            out.print(f"[yellow]-[/yellow] \\[{section}] not configured{hint}")
         else:
-            out.print(f"[green]✓[/green] [{section}] ok")
+            out.print(f"[green]✓[/green] \\[{section}] ok")

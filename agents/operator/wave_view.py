@@ -63,6 +63,10 @@ class WaveView:
     first_at: str | None = None
     last_at: str | None = None
     events: int = 0
+    # state -> seconds after the wave's first event when the last mailbox reached it
+    reached: dict[str, float] = field(default_factory=dict)
+    _t0: float | None = None
+    _now: float = 0.0
 
     @property
     def phase(self) -> WavePhase | None:
@@ -86,6 +90,8 @@ class WaveView:
 
     def apply(self, event: Event) -> None:
         self.events += 1
+        self._t0 = self._t0 if self._t0 is not None else event.occurred_at.timestamp()
+        self._now = event.occurred_at.timestamp() - self._t0
         stamp = event.occurred_at.isoformat(timespec="seconds")
         self.first_at = self.first_at or stamp
         self.last_at = stamp
@@ -127,6 +133,7 @@ class WaveView:
         if not isinstance(verdict, MailboxState):
             return
         view.state = verdict
+        self.reached[verdict.value] = max(self.reached.get(verdict.value, 0.0), self._now)
         if isinstance(event, MailboxFailed):
             view.failure = event.data.model_dump(mode="json")
             view.failed_from = RESUME_AFTER_FAILED_STEP.get(event.data.step.value, MailboxState.DISCOVERED)

@@ -102,3 +102,15 @@ def test_a_missing_explicit_file_is_an_error_but_no_file_means_defaults(
     assert config.exchange_online is None
     with pytest.raises(ConfigError, match=r"ad-provisioner needs a \[active_directory\] section"):
         config.require("active_directory", needed_by="ad-provisioner")
+
+
+def test_a_secret_in_the_environment_wins_over_a_secret_file_named_in_the_toml(tmp_path: Path) -> None:
+    (tmp_path / "old").write_text("from-the-file")
+    path = write(tmp_path, f"""
+[dns]
+tsig_key_name = "k"
+tsig_secret_file = "{tmp_path / 'old'}"
+""")
+    config = load_config(path, env={"HOMEBOUND_DNS_TSIG_SECRET": "from-the-environment"})
+    assert config.dns is not None and config.dns.tsig_secret is not None
+    assert config.dns.tsig_secret.get_secret_value() == "from-the-environment"
