@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agents.ad_provisioner.probe import check_directory  # cheap: ldap3 loads when it runs
+from agents.cloud_exporter.probe import check_exchange_online  # cheap: msal loads when it runs
 from agents.commands.common import err, out
 from agents.runtime.config import HomeboundConfig
 from agents.runtime.runner import amqp_settings
@@ -20,6 +21,7 @@ def _amqp(config: HomeboundConfig) -> str:
 
 CHECKS: dict[str, Callable[[HomeboundConfig], str]] = {"amqp": _amqp}
 CHECKS["active_directory"] = check_directory
+CHECKS["exchange_online"] = check_exchange_online
 CHECKS["dns"] = lambda config: __import__("agents.dns_cutover.factory", fromlist=["_"]).check_dns(config)
 CHECKS["onprem_exchange"] = lambda c: __import__("agents.shared.exchange_shell", fromlist=["_"]).probe(c)
 

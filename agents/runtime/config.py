@@ -78,6 +78,10 @@ class ExchangeOnlineSection(Section):
     routing_domain: DomainName  # <tenant>.mail.onmicrosoft.com
     page_size: int = Field(default=1000, ge=1, le=1000)
     timeout_seconds: float = Field(default=60, gt=0)
+    # optional, added by the cloud-exporter: mailbox sizes cost one call per mailbox, so
+    # they can be turned off, and are fetched by a few threads (the tenant throttles more)
+    include_statistics: bool = True
+    statistics_concurrency: int = Field(default=4, ge=1, le=16)
 
     @field_validator("authority_host", "api_base_url")
     @classmethod
@@ -177,6 +181,9 @@ class MigrationSection(Section):
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     ledger_url: str | None = None  # sqlite:///path or postgresql://...; default in state_dir
     outbound_connector_name: str = "Homebound to on-premises"
+    # optional, added by the cloud-exporter: how long Test-MigrationServerAvailability is
+    # retried in place while the on-prem agent may still be enabling MRSProxy
+    endpoint_test_timeout_seconds: float = Field(default=75, ge=0, le=600)
 
 
 class RuntimeSection(Section):
