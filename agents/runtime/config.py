@@ -258,6 +258,15 @@ def _read_secret(path: str, what: str, problems: list[str]) -> str | None:
         return None
 
 
+def _resolve_secret_files(values: dict[str, Any], section: str, problems: list[str]) -> None:
+    """Replace each `<secret>_file` entry by the secret it names."""
+    for key in list(values):
+        if key.endswith("_file") and key[:-5] in SECRET_KEYS.get(section, ()):
+            secret = _read_secret(str(values.pop(key)), key, problems)
+            if secret is not None:
+                values[key[:-5]] = secret
+
+
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """HOMEBOUND_<SECTION>_<KEY>[=value] -> {section: {key: value}}; longest section name wins."""
     found: dict[str, dict[str, str]] = {}
@@ -314,13 +323,11 @@ def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = Non
                     f"{key}: secrets do not belong in the configuration file; use {key}_file = \"<path>\" "
                     f"or the environment variable HOMEBOUND_{section.upper()}_{key.upper()}_FILE")
                 values.pop(key)
-        for key, value in overrides.get(section, {}).items():
-            values[key] = value
-        for key in list(values):
-            if key.endswith("_file") and key[:-5] in SECRET_KEYS.get(section, ()):
-                secret = _read_secret(str(values.pop(key)), key, section_problems)
-                if secret is not None:
-                    values[key[:-5]] = secret
+        # Secret files named in the TOML first, then the environment, which wins.
+        _resolve_secret_files(values, section, section_problems)
+        environment = dict(overrides.get(section, {}))
+        _resolve_secret_files(environment, section, section_problems)
+        values.update(environment)
         if not values and section not in document and section not in overrides:
             continue
         values = {k: _coerce(model, k, v) if isinstance(v, str) and k in model.model_fields else v
