@@ -9,9 +9,20 @@ from pathlib import Path
 from typing import Protocol
 
 from agents import __version__
-from agents.commands import agent_cmd, config_cmd, contracts_cmd, dlq_cmd, dns_cmd, events_cmd, rabbitmq_cmd
+from agents.commands import (
+    agent_cmd,
+    config_cmd,
+    contracts_cmd,
+    demo_cmd,
+    dlq_cmd,
+    dns_cmd,
+    events_cmd,
+    rabbitmq_cmd,
+    workflow_cmd,
+)
 from agents.commands.common import CommandError, err
 from agents.runtime.config import ConfigError
+from agents.runtime.logging import configure_logging
 
 EPILOG = """\
 a first run:
@@ -48,7 +59,10 @@ class _Registers(Protocol):
 def _command_modules() -> list[_Registers]:
     from lab import cli as lab_cli
 
-    return [agent_cmd, config_cmd, contracts_cmd, dlq_cmd, dns_cmd, events_cmd, rabbitmq_cmd, lab_cli]
+    return [
+        workflow_cmd, demo_cmd, agent_cmd, config_cmd, contracts_cmd, dlq_cmd, dns_cmd, events_cmd, rabbitmq_cmd,
+        lab_cli,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 0
+    # Commands talk to people: only warnings and errors from the libraries, on stderr.
+    # `homebound agent` reconfigures logging for a long-running service.
+    configure_logging("debug" if args.debug else "warning", "console")
     try:
         return int(args.run(args))
     except ConfigError as exc:

@@ -15,11 +15,20 @@ from contracts.states import MailboxState
 
 __all__ = ["STATE_ORDER", "render_wave", "summary_dict"]
 
-STATE_ORDER = [s.value for s in (
-    MailboxState.DISCOVERED, MailboxState.PROVISIONED, MailboxState.MAIL_ENABLED,
-    MailboxState.MOVE_REQUESTED, MailboxState.SYNCING, MailboxState.SYNCED,
-    MailboxState.COMPLETING, MailboxState.COMPLETED, MailboxState.FAILED,
-)]
+STATE_ORDER = [
+    s.value
+    for s in (
+        MailboxState.DISCOVERED,
+        MailboxState.PROVISIONED,
+        MailboxState.MAIL_ENABLED,
+        MailboxState.MOVE_REQUESTED,
+        MailboxState.SYNCING,
+        MailboxState.SYNCED,
+        MailboxState.COMPLETING,
+        MailboxState.COMPLETED,
+        MailboxState.FAILED,
+    )
+]
 
 
 def _mx(records: dict[str, Any] | None) -> str:
@@ -34,8 +43,12 @@ def render_wave(view: WaveView, *, elapsed: float | None = None, max_failures: i
     done = counts.get("completed", 0)
     head = Table.grid(padding=(0, 2))
     head.add_row("wave", view.wave_id, "phase", (view.phase.value if view.phase else "-"))
-    head.add_row("mailboxes", f"{total}" + ("" if view.expected is not None else " (export running)"),
-                 "completed", f"{done}/{total}")
+    head.add_row(
+        "mailboxes",
+        f"{total}" + ("" if view.expected is not None else " (export running)"),
+        "completed",
+        f"{done}/{total}",
+    )
     if elapsed is not None:
         head.add_row("elapsed", f"{elapsed:,.1f} s", "MX", _mx(view.dns_after or view.dns_before))
     states = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
@@ -44,8 +57,9 @@ def render_wave(view: WaveView, *, elapsed: float | None = None, max_failures: i
     states.add_column("", width=40)
     for state in STATE_ORDER:
         n = counts.get(state, 0)
-        bar = ProgressBar(total=max(total, 1), completed=n, width=40,
-                          complete_style="red" if state == "failed" else "green")
+        bar = ProgressBar(
+            total=max(total, 1), completed=n, width=40, complete_style="red" if state == "failed" else "green"
+        )
         states.add_row(state, str(n), bar)
     parts: list[Any] = [head, Text(""), states]
     failures = view.failures
@@ -53,8 +67,12 @@ def render_wave(view: WaveView, *, elapsed: float | None = None, max_failures: i
         rows = Table("mailbox", "step", "class", "reason", box=None, padding=(0, 1), header_style="bold red")
         for failed in failures[:max_failures]:
             failure = failed.failure or {}
-            rows.add_row(failed.address or failed.mailbox_id, str(failure.get("step", "-")),
-                         str(failure.get("error_class", "-")), str(failure.get("reason", ""))[:100])
+            rows.add_row(
+                failed.address or failed.mailbox_id,
+                str(failure.get("step", "-")),
+                str(failure.get("error_class", "-")),
+                str(failure.get("reason", ""))[:100],
+            )
         if len(failures) > max_failures:
             rows.add_row(f"... and {len(failures) - max_failures} more", "", "", "")
         parts += [Text(""), rows]

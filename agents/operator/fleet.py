@@ -43,8 +43,12 @@ class AgentFleet:
             log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "agents", "--config", str(self.config_file), "agent", name],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment,
-                start_new_session=True)
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+            )
             log.close()
         self.wait_ready(timeout)
 
@@ -64,8 +68,10 @@ class AgentFleet:
                     waiting.discard(name)
             if waiting and time.monotonic() > deadline:
                 name = sorted(waiting)[0]
-                raise FleetError(f"{', '.join(sorted(waiting))} did not start within {timeout:.0f} s; "
-                                 f"{name}'s log:\n{self.tail(name)}")
+                raise FleetError(
+                    f"{', '.join(sorted(waiting))} did not start within {timeout:.0f} s; "
+                    f"{name}'s log:\n{self.tail(name)}"
+                )
             time.sleep(0.2)
 
     def stop(self, timeout: float = 30.0) -> dict[str, int | None]:

@@ -81,13 +81,6 @@ class WaveView:
     def failures(self) -> list[MailboxView]:
         return [m for m in self.mailboxes.values() if m.state is MailboxState.FAILED]
 
-    @property
-    def finished(self) -> bool:
-        """Cut over, or everything accounted for and nothing more will happen on its own."""
-        if self.phase is WavePhase.DONE:
-            return True
-        return False
-
     def apply(self, event: Event) -> None:
         self.events += 1
         self._t0 = self._t0 if self._t0 is not None else event.occurred_at.timestamp()
@@ -127,8 +120,11 @@ class WaveView:
         view = self.mailboxes.setdefault(key, MailboxView(key))
         data = event.data
         mailbox = getattr(data, "mailbox", data)
-        view.address = view.address or getattr(mailbox, "primary_smtp_address", None) \
+        view.address = (
+            view.address
+            or getattr(mailbox, "primary_smtp_address", None)
             or getattr(data, "primary_smtp_address", None)
+        )
         verdict = advance_mailbox(view.state, event.type, failed_from=view.failed_from)
         if not isinstance(verdict, MailboxState):
             return
