@@ -17,6 +17,8 @@ from pathlib import Path
 import ldap3
 import pytest
 
+from events.amqp import AmqpSettings
+from events.testing import temporary_vhost
 from lab.samba import SambaDC, SambaSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,6 +26,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 def lab_dir_for_tests() -> Path:
     return Path(os.environ.get("HOMEBOUND_TEST_LAB_DIR", REPO / ".lab-test"))
+
+
+@pytest.fixture
+def broker() -> Iterator[AmqpSettings]:
+    """A fresh vhost on the real RabbitMQ ($HOMEBOUND_AMQP_URL) for one test."""
+    with temporary_vhost() as settings:
+        yield settings
 
 
 @pytest.fixture(scope="session")

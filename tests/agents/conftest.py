@@ -10,19 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from events.amqp import AmqpSettings
-from events.testing import temporary_vhost
 from lab.certs import LabCertificates, ensure_certificates
 from lab.onprem import OnpremConfig, OnpremStandIn
 from lab.samba import SambaDC
-
-
-@pytest.fixture
-def broker() -> Iterator[AmqpSettings]:
-    """A fresh vhost on the real RabbitMQ ($HOMEBOUND_AMQP_URL) for one test."""
-    with temporary_vhost() as settings:
-        yield settings
-
 
 # ---------------------------------------------------------------------- on-prem Exchange stand-in
 # (added for the exchange-configurator and the shell client's tests)
