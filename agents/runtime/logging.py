@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -54,12 +54,30 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the moment of writing.
+
+    Binding the stream at configuration time breaks as soon as someone swaps
+    sys.stderr (a test runner's capture, a daemon redirect) and closes the old
+    one: every later log call would raise, inside handlers.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(level: str = "info", fmt: str = "json", *, stream: Any = None) -> None:
     """Configure structlog (and the stdlib loggers of pika, ldap3, httpx) once per process."""
-    stream = stream or sys.stderr
+    target = stream if stream is not None else _CurrentStderr()
     numeric = getattr(logging, level.upper(), logging.INFO)
     renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+                     else structlog.dev.ConsoleRenderer(colors=target.isatty()))
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -71,11 +89,14 @@ def configure_logging(level: str = "info", fmt: str = "json", *, stream: Any = N
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, target)),
         cache_logger_on_first_use=False,
     )
     # Libraries log through the stdlib: keep their noise down and route it to the same stream.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream,
-                        format="%(levelname)s %(name)s %(message)s", force=True)
+    handler = logging.StreamHandler(target)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
     for noisy in ("pika", "httpx", "httpcore", "msal", "urllib3", "ldap3"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
