@@ -19,6 +19,7 @@ import pytest
 
 from events.amqp import AmqpSettings
 from events.testing import temporary_vhost
+from lab.ports import port_is_free
 from lab.samba import SambaDC, SambaSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,12 +37,24 @@ def broker() -> Iterator[AmqpSettings]:
 
 
 @pytest.fixture(scope="session")
-def samba() -> SambaDC:
+def samba() -> Iterator[SambaDC]:
+    """The test lab's Samba AD DC, started for this session and stopped after it.
+
+    Only one Samba can listen on 127.0.0.1; stopping it at the end keeps
+    `make demo` (which runs its own) free to start. Set HOMEBOUND_KEEP_TEST_LAB=1
+    to keep it between runs (saves the five seconds of start-up).
+    """
     if shutil.which("samba") is None:
         pytest.fail("Samba is not installed: run `apt-get install -y samba ldb-tools winbind` (.ci/run does)")
     dc = SambaDC(lab_dir_for_tests())
+    started_here = dc.process.pid() is None
+    if started_here and not port_is_free("127.0.0.1", 636):
+        pytest.fail("127.0.0.1:636 is taken by another lab's Samba (the demo's?): "
+                    "stop it with `homebound lab down --dir .lab`, then run the tests again")
     dc.ensure_running()
-    return dc
+    yield dc
+    if started_here and not os.environ.get("HOMEBOUND_KEEP_TEST_LAB"):
+        dc.stop()
 
 
 @pytest.fixture(scope="session")

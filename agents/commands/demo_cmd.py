@@ -36,8 +36,12 @@ processes, migrates every mailbox of the tenant in one wave with live
 progress, switches MX, and prints a summary.
 
 Exit code 0 only when every mailbox completed and MX points on-prem.
-Agent logs: <dir>/demo/logs/<agent>.log; the lab stays up afterwards
-(`homebound lab down --dir <dir>` stops it).
+Agent logs: <dir>/demo/logs/<agent>.log. The lab is stopped at the end
+(only one Samba can run at a time, and the tests need theirs); with
+--keep-lab it stays up for a look around:
+  homebound --config .lab/demo/homebound.toml status --wave <id>
+  homebound --config .lab/demo/homebound.toml dlq list
+  homebound lab down --dir .lab
 """
 
 DEMO_VHOST = "homebound-demo"
@@ -56,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--timeout", type=float, default=900, metavar="SECONDS", help="give up after this long (default 900)"
     )
+    parser.add_argument("--keep-lab", action="store_true", help="leave the lab running afterwards")
     parser.set_defaults(run=run)
 
 
@@ -132,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         codes = fleet.stop()
         admin.close()
     mx_after = _mx_now(config, domain)
+    if not args.keep_lab:
+        Lab(args.dir).down()
     summary = summary_dict(view, seconds=seconds)
     summary["mx_after"] = mx_after
     summary["agents_exit_codes"] = codes
@@ -207,7 +214,8 @@ def _run_wave(
 
 def _step_times(view: WaveView) -> dict[str, float]:
     """Seconds from the wave's first event until the last mailbox reached each state."""
-    return {state: round(seconds, 1) for state, seconds in view.reached.items()}
+    ordered = sorted(view.reached.items(), key=lambda item: item[1])
+    return {state: round(seconds, 1) for state, seconds in ordered}
 
 
 def _print_summary(summary: dict[str, Any], ok: bool) -> None:

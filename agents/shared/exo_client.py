@@ -15,6 +15,7 @@ Exchange exception type parsed out of `details[].message`
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -30,7 +31,6 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from agents.runtime.config import ExchangeOnlineSection
@@ -218,7 +218,9 @@ class ExchangeOnlineClient:
             error = state.outcome.exception() if state.outcome else None
             if isinstance(error, ExoThrottled) and error.retry_after is not None:
                 return min(error.retry_after, 120.0)
-            return float(wait_exponential_jitter(initial=0.5, max=30)(state))
+            # exponential from half a second, capped at 30 s, with jitter so clients spread out
+            backoff = min(30.0, 0.5 * 2.0 ** (int(state.attempt_number) - 1))
+            return backoff + random.uniform(0, 0.5)  # noqa: S311 - jitter, not a secret
 
         def announce(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None

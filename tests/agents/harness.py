@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agents.runtime.config import HomeboundConfig, RuntimeSection
-from agents.runtime.runner import build_consumer, load_factory
+from agents.runtime.runner import AgentDefinition, build_consumer, load_factory
 from events.amqp import AmqpSettings
 from events.consumer import Consumer
 from events.publisher import Publisher
@@ -26,6 +26,7 @@ class RunningAgent:
     consumer: Consumer
     publisher: Publisher
     spy: Spy
+    definition: AgentDefinition  # the agent's routes and its adapters' counters
 
 
 def config_for(broker: AmqpSettings, state_dir: Path, **sections: object) -> HomeboundConfig:
@@ -49,7 +50,7 @@ def running_agent(name: str, config: HomeboundConfig, broker: AmqpSettings,
     thread.start()
     assert consumer.consuming.wait(30), f"{name} did not start consuming"
     try:
-        yield RunningAgent(consumer, publisher, spy)
+        yield RunningAgent(consumer, publisher, spy, definition)
     finally:
         consumer.stop()
         thread.join(60)

@@ -7,6 +7,7 @@ target) keeps these tests about pacing, statuses and failures.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 import uuid
@@ -80,7 +81,7 @@ class MovingTenant:
     def fault(self, address: str, fault: str | None) -> None:
         import httpx
 
-        with httpx.Client(verify=str(self.standin.config.ca_file)) as http:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(self.standin.config.ca_file))) as http:
             if fault is None:
                 http.request("DELETE", f"{self.standin.base_url}/lab/faults", json={"mailbox": address})
             else:

@@ -30,16 +30,15 @@ from agents.ad_provisioner.factory import directory_from_config
 from agents.ad_provisioner.matching import creation_note
 from agents.ad_provisioner.ports import Lookup, NewUser
 from agents.runtime.config import ActiveDirectorySection, HomeboundConfig
-from agents.runtime.runner import AgentDefinition, build_consumer, load_factory
+from agents.runtime.runner import AgentDefinition
 from contracts.envelope import new_event
 from contracts.events import CloudMailbox, MailboxDiscovered
 from events.amqp import AmqpSettings
 from events.errors import PermanentError, TransientError
-from events.publisher import Publisher
 from lab.samba import SambaDC
-from tests.agents.harness import RunningAgent, config_for
+from tests.agents.harness import RunningAgent, config_for, running_agent
 from tests.conftest import ldap_entries
-from tests.events.broker import Spy, drain_queue
+from tests.events.broker import drain_queue
 
 DOMAIN = "fabrikam.example"
 READ_BACK = ["cn", "displayName", "userPrincipalName", "mail", "sAMAccountName", "userAccountControl",
@@ -89,22 +88,9 @@ def agent_config(broker: AmqpSettings, tmp_path: Path, section: dict[str, Any],
 @contextmanager
 def running_provisioner(config: HomeboundConfig, broker: AmqpSettings
                         ) -> Iterator[tuple[RunningAgent, AgentDefinition]]:
-    """Like harness.running_agent, but also hands out the definition (the adapter's counters)."""
-    spy = Spy(broker)
-    publisher = Publisher(broker).start()
-    definition = load_factory("ad-provisioner")(config, publisher)
-    consumer = build_consumer("ad-provisioner", config, publisher, definition)
-    thread = threading.Thread(target=consumer.run, daemon=True, name="agent-ad-provisioner")
-    thread.start()
-    assert consumer.consuming.wait(30), "ad-provisioner did not start consuming"
-    try:
-        yield RunningAgent(consumer, publisher, spy), definition
-    finally:
-        consumer.stop()
-        thread.join(60)
-        definition.close()
-        publisher.close()
-        spy.close()
+    """harness.running_agent, with the definition (the adapter's counters) handed out too."""
+    with running_agent("ad-provisioner", config, broker) as agent:
+        yield agent, agent.definition
 
 
 def provisioner(samba: SambaDC, users_ou: str, broker: AmqpSettings, tmp_path: Path

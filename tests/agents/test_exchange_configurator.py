@@ -25,7 +25,7 @@ from ldap3.utils.dn import escape_rdn
 from agents.exchange_configurator.adapters import ShellExchange
 from agents.exchange_configurator.batching import Batcher
 from agents.runtime.config import HomeboundConfig
-from agents.runtime.runner import AgentDefinition, build_consumer, load_factory
+from agents.runtime.runner import AgentDefinition
 from agents.shared.exchange_shell import ExchangeShell, ShellSettings
 from contracts.envelope import Event, new_event
 from contracts.events import (
@@ -53,7 +53,7 @@ from events.publisher import Publisher
 from events.replay import Selection, list_dead_letters, replay
 from lab.samba import SambaDC
 from tests.agents.conftest import OnpremLab
-from tests.agents.harness import config_for
+from tests.agents.harness import config_for, running_agent
 from tests.conftest import ldap_entries
 from tests.events.broker import Spy
 from tests.lab.onprem_client import read_user, template, text_values
@@ -98,22 +98,9 @@ def agent_config(broker: AmqpSettings, tmp_path: Path, lab: OnpremLab, **onprem:
 
 @contextmanager
 def configurator(config: HomeboundConfig, broker: AmqpSettings) -> Iterator[Running]:
-    """The agent from its real factory, consuming on a thread (harness.running_agent, plus the definition)."""
-    spy = Spy(broker)
-    publisher = Publisher(broker).start()
-    definition = load_factory(AGENT)(config, publisher)
-    consumer = build_consumer(AGENT, config, publisher, definition)
-    thread = threading.Thread(target=consumer.run, daemon=True, name="agent-exchange-configurator")
-    thread.start()
-    assert consumer.consuming.wait(30), "the exchange-configurator did not start consuming"
-    try:
-        yield Running(publisher, spy, definition, [])
-    finally:
-        consumer.stop()
-        thread.join(60)
-        definition.close()
-        publisher.close()
-        spy.close()
+    """The agent from its real factory, consuming on a thread (harness.running_agent)."""
+    with running_agent(AGENT, config, broker) as agent:
+        yield Running(agent.publisher, agent.spy, agent.definition, [])
 
 
 @dataclass(frozen=True)
