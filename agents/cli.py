@@ -40,11 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="homebound",
         description="Move mailboxes from Exchange Online back to on-premises Exchange.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"homebound {__version__}")
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help="configuration file (default: ./homebound.toml or $HOMEBOUND_CONFIG)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="configuration file (default: ./homebound.toml or $HOMEBOUND_CONFIG)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for module in _command_modules():
@@ -60,7 +66,15 @@ def _command_modules() -> list[_Registers]:
     from lab import cli as lab_cli
 
     return [
-        workflow_cmd, demo_cmd, agent_cmd, config_cmd, contracts_cmd, dlq_cmd, dns_cmd, events_cmd, rabbitmq_cmd,
+        workflow_cmd,
+        demo_cmd,
+        agent_cmd,
+        config_cmd,
+        contracts_cmd,
+        dlq_cmd,
+        dns_cmd,
+        events_cmd,
+        rabbitmq_cmd,
         lab_cli,
     ]
 

@@ -24,8 +24,8 @@ from typing import Final
 __all__ = [
     "DUPLICATE",
     "MAILBOX_TRANSITIONS",
-    "RESUME_AFTER_FAILED_STEP",
     "READINESS_EVENTS",
+    "RESUME_AFTER_FAILED_STEP",
     "WAVE_TRANSITIONS",
     "Duplicate",
     "Invalid",

@@ -73,7 +73,7 @@ def test_a_mailbox_event_without_a_mailbox_id_is_rejected() -> None:
 
 
 def test_an_unknown_type_is_named() -> None:
-    with pytest.raises(UnknownEventType, match="mailbox.teleported"):
+    with pytest.raises(UnknownEventType, match=r"mailbox\.teleported"):
         parse_event({"type": "mailbox.teleported"})
 
 

@@ -21,15 +21,21 @@ from events.declare import declare
 from events.dedupe import MemoryDedupe
 from events.publisher import Publisher
 
+LEGACY_DN_PREFIX = "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients"
+
 
 def discovered(n: int = 0, wave: str = "w-test") -> MailboxDiscovered:
     guid = uuid.uuid4()
     data = CloudMailbox(
-        primary_smtp_address=f"user{n}@fabrikam.example", alias=f"user{n}",
-        display_name=f"User {n}", user_principal_name=f"user{n}@fabrikam.example",
-        exchange_guid=guid, legacy_exchange_dn=f"/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn={guid.hex}-user{n}",
+        primary_smtp_address=f"user{n}@fabrikam.example",
+        alias=f"user{n}",
+        display_name=f"User {n}",
+        user_principal_name=f"user{n}@fabrikam.example",
+        exchange_guid=guid,
+        legacy_exchange_dn=f"{LEGACY_DN_PREFIX}/cn={guid.hex}-user{n}",
         email_addresses=[f"SMTP:user{n}@fabrikam.example", f"smtp:user{n}@fabrikam.mail.onmicrosoft.com"],
-        recipient_type_details="UserMailbox", routing_address=f"user{n}@fabrikam.mail.onmicrosoft.com",
+        recipient_type_details="UserMailbox",
+        routing_address=f"user{n}@fabrikam.mail.onmicrosoft.com",
     )
     return new_event(MailboxDiscovered, wave_id=wave, producer="test", data=data, mailbox_id=guid)
 
@@ -44,7 +50,9 @@ class Spy:
         self.queue = self._channel.queue_declare("", exclusive=True).method.queue
         self._channel.queue_bind(self.queue, EVENTS_EXCHANGE, binding)
 
-    def collect(self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> list[dict[str, Any]]:
+    def collect(
+        self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20
+    ) -> list[dict[str, Any]]:
         seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -75,7 +83,9 @@ def drain_queue(settings: AmqpSettings, queue: str) -> list[tuple[Any, bytes]]:
     return messages
 
 
-def wait_for_messages(settings: AmqpSettings, queue: str, count: int, timeout: float = 20) -> list[tuple[Any, bytes]]:
+def wait_for_messages(
+    settings: AmqpSettings, queue: str, count: int, timeout: float = 20
+) -> list[tuple[Any, bytes]]:
     deadline = time.monotonic() + timeout
     found: list[tuple[Any, bytes]] = []
     while time.monotonic() < deadline:
@@ -88,12 +98,23 @@ def wait_for_messages(settings: AmqpSettings, queue: str, count: int, timeout: f
 
 @contextmanager
 def running_consumer(
-    settings: AmqpSettings, routes: Mapping[str, Route], *, name: str = "test-agent",
-    routing_keys: tuple[str, ...] = ("mailbox.discovered",), options: ConsumerOptions | None = None,
+    settings: AmqpSettings,
+    routes: Mapping[str, Route],
+    *,
+    name: str = "test-agent",
+    routing_keys: tuple[str, ...] = ("mailbox.discovered",),
+    options: ConsumerOptions | None = None,
 ) -> Iterator[tuple[Consumer, Publisher]]:
     publisher = Publisher(settings).start()
-    consumer = Consumer(name, routing_keys, routes, settings=settings, publisher=publisher,
-                        dedupe=MemoryDedupe(), options=options or ConsumerOptions(retry_delays=(0.3, 0.3)))
+    consumer = Consumer(
+        name,
+        routing_keys,
+        routes,
+        settings=settings,
+        publisher=publisher,
+        dedupe=MemoryDedupe(),
+        options=options or ConsumerOptions(retry_delays=(0.3, 0.3)),
+    )
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     assert consumer.consuming.wait(20), "consumer did not start"
@@ -113,10 +134,19 @@ def raw_publish(settings: AmqpSettings, routing_key: str, body: bytes, **props: 
     connection = pika.BlockingConnection(settings.parameters())
     channel = connection.channel()
     channel.confirm_delivery()
-    channel.basic_publish(EVENTS_EXCHANGE, routing_key, body,
-                          pika.BasicProperties(delivery_mode=2, **props), mandatory=True)
+    channel.basic_publish(
+        EVENTS_EXCHANGE, routing_key, body, pika.BasicProperties(delivery_mode=2, **props), mandatory=True
+    )
     connection.close()
 
 
-__all__ = ["Event", "Spy", "discovered", "drain_queue", "raw_publish", "route", "running_consumer",
-           "wait_for_messages"]
+__all__ = [
+    "Event",
+    "Spy",
+    "discovered",
+    "drain_queue",
+    "raw_publish",
+    "route",
+    "running_consumer",
+    "wait_for_messages",
+]

@@ -42,10 +42,14 @@ def test_a_broker_restart_while_a_thousand_messages_flow_loses_none_and_repeats_
 
     events = [discovered(n) for n in range(1000)]
     options = ConsumerOptions(retry_delays=(0.5,), workers=8, prefetch=50)
-    with running_consumer(broker, {"mailbox.discovered": route(provision)}, options=options) as (_, publisher):
+    with running_consumer(broker, {"mailbox.discovered": route(provision)}, options=options) as (
+        _,
+        publisher,
+    ):
+
         def publish_slowly() -> None:
             for start in range(0, len(events), 50):
-                publisher.publish_events(events[start:start + 50], timeout=120)
+                publisher.publish_events(events[start : start + 50], timeout=120)
                 time.sleep(0.05)
 
         producer = threading.Thread(target=publish_slowly)
@@ -65,18 +69,24 @@ def test_a_broker_restart_while_a_thousand_messages_flow_loses_none_and_repeats_
 
 
 def test_sigterm_during_a_slow_handler_lets_it_finish_ack_and_exit_zero(
-    broker: AmqpSettings, tmp_path: Path,
+    broker: AmqpSettings,
+    tmp_path: Path,
 ) -> None:
     marker = tmp_path / "marker"
     env = {**os.environ, "HOMEBOUND_AMQP_URL": broker.url, "PYTHONPATH": str(REPO)}
     agent = subprocess.Popen(
-        [sys.executable, "-m", "tests.events.slow_agent", str(marker)], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "tests.events.slow_agent", str(marker)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20
         while not (marker.exists() and marker.read_text() == "consuming"):
-            assert time.monotonic() < deadline and agent.poll() is None, agent.stdout.read() if agent.stdout else ""
+            assert time.monotonic() < deadline and agent.poll() is None, (
+                agent.stdout.read() if agent.stdout else ""
+            )
             time.sleep(0.05)
         from events.publisher import Publisher
 
