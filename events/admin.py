@@ -95,6 +95,10 @@ class BrokerAdmin:
         self._require_api()
         return list(self._call("GET", f"/api/queues/{_q(vhost)}").json())
 
+    def policies(self, vhost: str) -> list[dict[str, Any]]:
+        self._require_api()
+        return list(self._call("GET", f"/api/policies/{_q(vhost)}").json())
+
     def import_definitions(self, vhost: str, definitions: dict[str, Any]) -> None:
         self._require_api()
         self._call("POST", f"/api/definitions/{_q(vhost)}", definitions)
