@@ -125,15 +125,9 @@ class ExoOrganisation:
 
     def outbound_connector(self, name: str) -> OutboundConnector | None:
         with exchange_failures(f"reading the outbound connector {name!r}"):
-            try:
-                rows = self._client.invoke("Get-OutboundConnector", {"Identity": name})
-            except ExoError as exc:
-                if exc.not_found:
-                    return None
-                raise
-        if not rows:
+            row = self._client.find("Get-OutboundConnector", {"Identity": name})
+        if row is None:
             return None
-        row = rows[0]
         return OutboundConnector(
             name=str(row.get("Name") or name), connector_type=str(row.get("ConnectorType") or ""),
             smart_hosts=_strings(row.get("SmartHosts")),
@@ -163,15 +157,9 @@ class ExoOrganisation:
 
     def migration_endpoint(self, name: str) -> MigrationEndpoint | None:
         with exchange_failures(f"reading the migration endpoint {name!r}"):
-            try:
-                rows = self._client.invoke("Get-MigrationEndpoint", {"Identity": name})
-            except ExoError as exc:
-                if exc.not_found:
-                    return None
-                raise
-        if not rows:
+            row = self._client.find("Get-MigrationEndpoint", {"Identity": name})
+        if row is None:
             return None
-        row = rows[0]
         return MigrationEndpoint(
             name=str(row.get("Identity") or row.get("Name") or name),
             remote_server=str(row.get("RemoteServer") or ""),

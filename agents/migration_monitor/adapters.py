@@ -86,13 +86,7 @@ class ExoMoveService(MoveService):
         self._client.invoke("New-MigrationBatch", parameters)
 
     def batch_exists(self, name: str) -> bool:
-        try:
-            self._client.invoke("Get-MigrationBatch", {"Identity": name})
-        except ExoError as exc:
-            if exc.not_found:
-                return False
-            raise
-        return True
+        return self._client.find("Get-MigrationBatch", {"Identity": name}) is not None
 
     def batch_users(self, name: str) -> list[MoveReport]:
         rows = self._client.invoke("Get-MigrationUser", {"BatchId": name, "ResultSize": "Unlimited"})
@@ -162,12 +156,9 @@ class ExoMoveService(MoveService):
         self._client.invoke("New-MoveRequest", parameters)
 
     def move_request_status(self, address: str) -> MoveReport | None:
-        try:
-            [row] = self._client.invoke("Get-MoveRequestStatistics", {"Identity": address})
-        except ExoError as exc:
-            if exc.not_found:
-                return None
-            raise
+        row = self._client.find("Get-MoveRequestStatistics", {"Identity": address})
+        if row is None:
+            return None
         report = _report(
             row, percent_key="PercentComplete", bytes_key="BytesTransferred", total_key="TotalMailboxSize"
         )

@@ -176,6 +176,16 @@ class ExchangeOnlineClient:
         """Run one cmdlet and return every row of every page."""
         return [row for page in self.pages(cmdlet, parameters, select=select) for row in page]
 
+    def find(self, cmdlet: str, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The one object a Get- cmdlet names, or None when Exchange says it does not exist."""
+        try:
+            rows = self.invoke(cmdlet, parameters)
+        except ExoError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return rows[0] if rows else None
+
     def pages(
         self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *,
         select: list[str] | None = None, page_size: int | None = None,
