@@ -10,11 +10,14 @@ which consumers drop as duplicates.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from pydantic import BaseModel
 
 from agents.migration_monitor.database import Database, Transaction
 from contracts.events import WaveRequestedData
@@ -190,20 +193,22 @@ _WAVE_UPSERT: Final = _upsert("waves", _WAVE_COLUMNS, ["wave_id"])
 _MAILBOX_UPSERT: Final = _upsert("mailboxes", _MAILBOX_COLUMNS, ["wave_id", "mailbox_id"])
 
 
-def _wave_values(row: WaveRow) -> list[Any]:
-    values: list[Any] = []
-    for name in _WAVE_COLUMNS:
-        value = getattr(row, name)
-        if name == "phase":
-            value = value.value
-        elif name == "readiness":
-            value = ",".join(sorted(value))
-        elif name == "request":
-            value = value.model_dump_json()
-        elif isinstance(value, bool):
-            value = int(value)
-        values.append(value)
-    return [*values, time.time()]
+def _to_sql(value: Any) -> Any:
+    """A row's field as the database stores it."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value))
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return value
+
+
+def _values(row: WaveRow | MailboxRow, columns: Sequence[str]) -> list[Any]:
+    """The upsert's parameters: every column, then updated_at."""
+    return [*(_to_sql(getattr(row, name)) for name in columns), time.time()]
 
 
 def _wave_from(values: Sequence[Any]) -> WaveRow:
@@ -213,18 +218,6 @@ def _wave_from(values: Sequence[Any]) -> WaveRow:
     data["request"] = WaveRequestedData.model_validate_json(data["request"])
     data["polling"] = bool(data["polling"])
     return WaveRow(**data)
-
-
-def _mailbox_values(row: MailboxRow) -> list[Any]:
-    values: list[Any] = []
-    for name in _MAILBOX_COLUMNS:
-        value = getattr(row, name)
-        if isinstance(value, MailboxState):
-            value = value.value
-        elif isinstance(value, bool):
-            value = int(value)
-        values.append(value)
-    return [*values, time.time()]
 
 
 def _mailbox_from(values: Sequence[Any]) -> MailboxRow:
@@ -252,7 +245,7 @@ class Ledger:
         return _wave_from(rows[0]) if rows else None
 
     def save_wave(self, tx: Transaction, row: WaveRow) -> None:
-        tx.execute(_WAVE_UPSERT, _wave_values(row))
+        tx.execute(_WAVE_UPSERT, _values(row, _WAVE_COLUMNS))
 
     def waves(self, tx: Transaction) -> list[WaveRow]:
         rows = tx.execute(f"SELECT {', '.join(_WAVE_COLUMNS)} FROM waves ORDER BY created_at")
@@ -268,7 +261,7 @@ class Ledger:
         return _mailbox_from(rows[0]) if rows else None
 
     def save_mailbox(self, tx: Transaction, row: MailboxRow) -> None:
-        tx.execute(_MAILBOX_UPSERT, _mailbox_values(row))
+        tx.execute(_MAILBOX_UPSERT, _values(row, _MAILBOX_COLUMNS))
 
     def mailboxes(
         self, tx: Transaction, wave_id: str, states: Iterable[MailboxState] | None = None
