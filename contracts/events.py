@@ -261,6 +261,24 @@ class WavePollDueData(Payload):
     sequence: int = Field(ge=0)
 
 
+class WaveExportPageDueData(Payload):
+    """Where the export of a wave stands between two pages (the cloud-exporter's continuation).
+
+    One page per message keeps every handler short, however large the tenant,
+    and lets an interrupted export resume at the page it was on.
+    """
+
+    request: WaveRequestedData  # the scope: domains and the explicit list, if any
+    page: int = Field(ge=1)
+    cursor: Annotated[str | None, Field(max_length=8192)] = None  # @odata.nextLink; None: first page
+    count: int = Field(default=0, ge=0)  # mailboxes published so far
+    skipped: Annotated[list[ShortText], Field(max_length=1000)] = []
+    skipped_unlisted: int = Field(default=0, ge=0)
+    # which addresses of the explicit list were found so far: one bit per address, in
+    # the list's sorted lower-case order, base64 (6 KiB for 50,000 addresses)
+    matched: Annotated[str, Field(max_length=70_000)] = ""
+
+
 # --------------------------------------------------------------------------- mailbox events
 
 
@@ -397,6 +415,13 @@ class WavePollDue(Event):
     data: WavePollDueData
 
 
+class WaveExportPageDue(Event):
+    """The cloud-exporter's own continuation; travels only through its work queue."""
+
+    type: Literal["wave.export_page_due"] = "wave.export_page_due"
+    data: WaveExportPageDueData
+
+
 class MailboxDiscovered(_MailboxEvent):
     type: Literal["mailbox.discovered"] = "mailbox.discovered"
     data: CloudMailbox
@@ -455,7 +480,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
         WaveRequested, WaveCloudReady, WaveOnpremReady, WaveDnsPrepared, WaveExported,
         WaveMigrated, WaveCutoverStarted, WaveCutoverDone, WaveFailed,
         WaveCompletionRequested, WaveRollbackRequested, WaveRolledBack, WavePollDue,
-        MailboxDiscovered, MailboxProvisioned, MailboxMailEnabled, MailboxMoveRequested,
+        WaveExportPageDue, MailboxDiscovered, MailboxProvisioned, MailboxMailEnabled, MailboxMoveRequested,
         MailboxSyncing, MailboxSynced, MailboxCompleting, MailboxCompleted, MailboxFailed,
         MailboxReplayed,
     )
@@ -465,7 +490,7 @@ AnyEvent = Annotated[
     WaveRequested | WaveCloudReady | WaveOnpremReady | WaveDnsPrepared | WaveExported
     | WaveMigrated | WaveCutoverStarted | WaveCutoverDone | WaveFailed
     | WaveCompletionRequested | WaveRollbackRequested | WaveRolledBack | WavePollDue
-    | MailboxDiscovered | MailboxProvisioned | MailboxMailEnabled | MailboxMoveRequested
+    | WaveExportPageDue | MailboxDiscovered | MailboxProvisioned | MailboxMailEnabled | MailboxMoveRequested
     | MailboxSyncing | MailboxSynced | MailboxCompleting | MailboxCompleted | MailboxFailed
     | MailboxReplayed,
     Field(discriminator="type"),

@@ -76,7 +76,7 @@ PUBLISHES: Final[dict[str, tuple[str, ...]]] = {
     "cli": ("wave.requested", "wave.completion_requested", "wave.rollback_requested",
             "mailbox.replayed"),
     Agent.CLOUD_EXPORTER: ("wave.cloud_ready", "mailbox.discovered", "wave.exported",
-                           "wave.failed", "mailbox.failed"),
+                           "wave.failed", "mailbox.failed", "wave.export_page_due"),
     Agent.AD_PROVISIONER: ("mailbox.provisioned", "mailbox.failed"),
     Agent.EXCHANGE_CONFIGURATOR: ("wave.onprem_ready", "mailbox.mail_enabled", "wave.failed",
                                   "mailbox.failed"),

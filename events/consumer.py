@@ -97,7 +97,7 @@ class ConsumerOptions:
     timer_delays: tuple[float, ...] = ()
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT
     single_active_consumer: bool = False
-    max_body_bytes: int = ONE_MIB
+    max_body_bytes: int = 4 * ONE_MIB  # a wave of 50,000 listed mailboxes is about 2 MiB
     shutdown_grace_seconds: float = 120.0
 
 
@@ -107,7 +107,7 @@ class Context:
     def __init__(
         self, event: Event, *, producer: str, attempt: int, replayed: int,
         publisher: Publisher, timer_queue: Callable[[float], str],
-        dead_letter: Callable[..., None],
+        dead_letter: Callable[..., None], own_queue: str = "",
     ) -> None:
         self.event = event
         self.producer = producer
@@ -116,6 +116,7 @@ class Context:
         self._publisher = publisher
         self._timer_queue = timer_queue
         self._dead_letter = dead_letter
+        self._own_queue = own_queue
 
     def follow(self, model: type[E], data: Payload, *, mailbox_id: Any = None, key: str = "") -> E:
         """A follow-up event of this one (derived id: a rerun publishes the same ids)."""
@@ -131,6 +132,12 @@ class Context:
         props = event_properties(event, user_id=self._publisher.user_id)
         self._publisher.wait([self._publisher.publish_raw(
             "", self._timer_queue(delay_seconds), event.to_json(), props)])
+
+    def continue_with(self, event: Event) -> None:
+        """Hand *event* to this consumer itself, through its work queue (confirmed): the next
+        step of a long job, so no single handler runs for long."""
+        props = event_properties(event, user_id=self._publisher.user_id)
+        self._publisher.wait([self._publisher.publish_raw("", self._own_queue, event.to_json(), props)])
 
     def dead_letter(
         self, subject: Event, *, step: Step, error_class: ErrorClass, reason: str,
@@ -374,7 +381,7 @@ class Consumer:
             event, producer=self.name, attempt=attempt,
             replayed=int(delivery.headers.get(Header.REPLAYED, 0) or 0),
             publisher=self._publisher, timer_queue=self.names.timer,
-            dead_letter=self._dead_letter_later,
+            dead_letter=self._dead_letter_later, own_queue=self.names.work,
         )
         started = time.perf_counter()
         try:

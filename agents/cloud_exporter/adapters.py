@@ -217,22 +217,28 @@ class ExoMailboxSource:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def mailbox_pages(self, domains: Sequence[str]) -> Iterator[Sequence[MailboxRecord]]:
+    def mailbox_page(
+        self, domains: Sequence[str], cursor: str | None, number: int
+    ) -> tuple[Sequence[MailboxRecord], str | None]:
         try:
             parameters = {"Filter": domain_filter(domains), "ResultSize": "Unlimited"}
         except ValueError as exc:
             raise PermanentError(f"the wave's domains cannot be searched: {exc}") from exc
-        pages = self._client.pages("Get-Mailbox", parameters, select=list(MAILBOX_PROPERTIES),
-                                   page_size=self._page_size)
+        with exchange_failures(f"reading page {number} of the wave's mailboxes"):
+            page, next_cursor = self._client.page("Get-Mailbox", parameters, select=list(MAILBOX_PROPERTIES),
+                                                  page_size=self._page_size, cursor=cursor)
+        log.info("export.page_read", page=number, mailboxes=len(page), last=next_cursor is None)
+        return page, next_cursor
+
+    def mailbox_pages(self, domains: Sequence[str]) -> Iterator[Sequence[MailboxRecord]]:
+        cursor: str | None = None
         number = 0
         while True:
-            with exchange_failures(f"reading page {number + 1} of the wave's mailboxes"):
-                page = next(pages, None)
-            if page is None:
-                return
             number += 1
-            log.info("export.page_read", page=number, mailboxes=len(page))
+            page, cursor = self.mailbox_page(domains, cursor, number)
             yield page
+            if cursor is None:
+                return
 
     def sizes(self, mailboxes: Sequence[MailboxRecord]) -> list[MailboxSize | None]:
         if not self._include_statistics:

@@ -17,6 +17,8 @@ from contracts.events import (
     MailboxDiscovered,
     WaveCloudReady,
     WaveExported,
+    WaveExportPageDue,
+    WaveExportPageDueData,
     WaveRequested,
 )
 from events.consumer import Context
@@ -30,9 +32,14 @@ class CloudExporter:
         self._export = export
 
     def on_wave_requested(self, event: WaveRequested, context: Context) -> list[Event]:
-        wave = event.data
-        ready = self._preparation.prepare(wave.domains)
+        """Prepare the cloud side, announce it, and start the export at its first page."""
+        ready = self._preparation.prepare(event.data.domains)
         context.publish(context.follow(WaveCloudReady, ready))
+        context.continue_with(context.follow(WaveExportPageDue, self._export.start(event.data)))
+        return []
+
+    def on_export_page_due(self, event: WaveExportPageDue, context: Context) -> list[Event]:
+        """One page of mailboxes; then the next page, or the count once the last is done."""
 
         def publish_page(mailboxes: list[CloudMailbox]) -> None:
             context.publish(*(
@@ -40,5 +47,8 @@ class CloudExporter:
                                key=str(mailbox.exchange_guid))
                 for mailbox in mailboxes))
 
-        exported = self._export.run(wave.domains, wave.mailboxes, publish_page)
-        return [context.follow(WaveExported, exported)]
+        outcome = self._export.run_page(event.data, publish_page)
+        if isinstance(outcome, WaveExportPageDueData):
+            context.continue_with(context.follow(WaveExportPageDue, outcome))
+            return []
+        return [context.follow(WaveExported, outcome)]

@@ -56,5 +56,6 @@ def build(config: HomeboundConfig, publisher: Publisher) -> AgentDefinition:
         client.close()
 
     return AgentDefinition(
-        routes={"wave.requested": Route(agent.on_wave_requested, Step.CLOUD_PREPARATION)},
+        routes={"wave.requested": Route(agent.on_wave_requested, Step.CLOUD_PREPARATION),
+                "wave.export_page_due": Route(agent.on_export_page_due, Step.EXPORT)},
         close=close, extra={"exo_client": client})

@@ -106,6 +106,12 @@ class CloudOrganisation(Protocol):
 class MailboxSource(Protocol):
     """The mailboxes, a page at a time, and their sizes."""
 
+    def mailbox_page(
+        self, domains: Sequence[str], cursor: str | None, number: int
+    ) -> tuple[Sequence[MailboxRecord], str | None]:
+        """One page of the recipients with an address in *domains*: the first (no cursor) or
+        the one *cursor* names; and the cursor of the next (None after the last)."""
+
     def mailbox_pages(self, domains: Sequence[str]) -> Iterator[Sequence[MailboxRecord]]:
         """Every recipient with an address in *domains*, one page of records at a time."""
 

@@ -194,7 +194,7 @@ class RuntimeSection(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     audit_retention: str = "30D"
 
     @field_validator("retry_delays")

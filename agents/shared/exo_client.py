@@ -191,15 +191,27 @@ class ExchangeOnlineClient:
         select: list[str] | None = None, page_size: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Run one cmdlet and yield its results a page at a time (never the whole tenant)."""
+        cursor: str | None = None
+        while True:
+            rows, cursor = self.page(cmdlet, parameters, select=select, page_size=page_size, cursor=cursor)
+            yield rows
+            if cursor is None:
+                return
+
+    def page(
+        self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *,
+        select: list[str] | None = None, page_size: int | None = None, cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page: the first (no *cursor*) or the one a previous page's cursor names.
+
+        Returns the rows and the cursor of the next page (None after the last),
+        so a long listing can be resumed later, even by another process.
+        """
         body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters or {})}}
-        url = f"{self._section.api_base_url}/adminapi/beta/{self._tenant}/InvokeCommand"
-        params = {"$select": ",".join(select)} if select else None
-        size = page_size or self._section.page_size
-        next_url: str | None = url
-        while next_url is not None:
-            page = self._with_retries(cmdlet, next_url, body, params if next_url == url else None, size)
-            yield page.rows
-            next_url = page.next_link
+        url = cursor or f"{self._section.api_base_url}/adminapi/beta/{self._tenant}/InvokeCommand"
+        params = {"$select": ",".join(select)} if select and cursor is None else None
+        found = self._with_retries(cmdlet, url, body, params, page_size or self._section.page_size)
+        return found.rows, found.next_link
 
     # ------------------------------------------------------------------ internals
 
