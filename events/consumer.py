@@ -106,8 +106,7 @@ class Context:
 
     def __init__(
         self, event: Event, *, producer: str, attempt: int, replayed: int,
-        publisher: Publisher, timer_queue: Callable[[float], str],
-        dead_letter: Callable[..., None], own_queue: str = "",
+        publisher: Publisher, timer_queue: Callable[[float], str], own_queue: str = "",
     ) -> None:
         self.event = event
         self.producer = producer
@@ -115,7 +114,6 @@ class Context:
         self.replayed = replayed  # times an operator replayed this event
         self._publisher = publisher
         self._timer_queue = timer_queue
-        self._dead_letter = dead_letter
         self._own_queue = own_queue
 
     def follow(self, model: type[E], data: Payload, *, mailbox_id: Any = None, key: str = "") -> E:
@@ -138,16 +136,6 @@ class Context:
         step of a long job, so no single handler runs for long."""
         props = event_properties(event, user_id=self._publisher.user_id)
         self._publisher.wait([self._publisher.publish_raw("", self._own_queue, event.to_json(), props)])
-
-    def dead_letter(
-        self, subject: Event, *, step: Step, error_class: ErrorClass, reason: str,
-        error_type: str = "", remediation: str = "",
-    ) -> None:
-        """Park *subject* (an event this consumer handled earlier) in the dead-letter queue
-        and announce the failure, for failures found later, e.g. a move that failed
-        in Exchange while being polled. A replay brings *subject* back."""
-        self._dead_letter(self.event, subject, step=step, error_class=error_class,
-                          reason=reason, error_type=error_type, remediation=remediation)
 
 
 class _Settlement(enum.Enum):
@@ -381,7 +369,7 @@ class Consumer:
             event, producer=self.name, attempt=attempt,
             replayed=int(delivery.headers.get(Header.REPLAYED, 0) or 0),
             publisher=self._publisher, timer_queue=self.names.timer,
-            dead_letter=self._dead_letter_later, own_queue=self.names.work,
+            own_queue=self.names.work,
         )
         started = time.perf_counter()
         try:
@@ -475,26 +463,6 @@ class Consumer:
         log.warning("event.dead_lettered", reason=reason[:500], error_class=error_class,
                     attempts=attempts)
         return _Settlement.ACK
-
-    def _dead_letter_later(
-        self, cause: Event, subject: Event, *, step: Step, error_class: ErrorClass, reason: str,
-        error_type: str, remediation: str,
-    ) -> None:
-        """Context.dead_letter: park an earlier event and announce its failure (both confirmed)."""
-        headers = dead_letter_headers(
-            self.name, {}, reason=reason, error_class=error_class.value, error_type=error_type or "",
-            attempts=1, routing_key=subject.type, step=step)
-        props = event_properties(subject, user_id=self._publisher.user_id, headers=headers)
-        self._publisher.wait([self._publisher.publish_raw(
-            "", self.names.dead_letter, subject.to_json(), props)])
-        metrics.DEAD_LETTERED.labels(self.name, error_class.value).inc()
-        failure = self._failure_event(subject, step, error_class, reason, error_type, remediation, 1)
-        # derive from the handled event, so a rerun of this handler announces the same id
-        failure = follow(cause, type(failure), producer=self.name, data=failure.data,
-                         mailbox_id=subject.mailbox_id, key=f"failed-{subject.event_id}")
-        self._publisher.publish_events([failure])
-        log.warning("event.dead_lettered_later", subject=str(subject.event_id), reason=reason[:500],
-                    error_class=error_class.value)
 
     def _publish_copy(self, queue: str, delivery: _Delivery, headers: dict[str, Any]) -> None:
         original = delivery.properties

@@ -50,11 +50,6 @@ _RULES: Final[tuple[tuple[str, ErrorClass, str], ...]] = (
         "add X500:<cloud LegacyExchangeDN> to the on-prem object's proxy addresses, then replay",
     ),
     (
-        "You must specify the ArchiveDomain",
-        P,
-        "the mailbox has an archive: set ArchiveGuid on-prem, or move with PrimaryOnly and ArchiveDomain",
-    ),
-    (
         "must specify the ArchiveDomain",
         P,
         "the mailbox has an archive: set ArchiveGuid on-prem, or move with PrimaryOnly and ArchiveDomain",
