@@ -81,26 +81,17 @@ _SCHEMA: Final = {
             PRIMARY KEY (wave_id, mailbox_id)
         )""",
 }
-_OUTBOX: Final = {
-    "sqlite": """
-        CREATE TABLE IF NOT EXISTS outbox (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            message_id TEXT NOT NULL UNIQUE,
-            exchange TEXT NOT NULL,
-            routing_key TEXT NOT NULL,
-            body TEXT NOT NULL,
-            headers TEXT NOT NULL
-        )""",
-    "postgresql": """
-        CREATE TABLE IF NOT EXISTS outbox (
-            seq BIGSERIAL PRIMARY KEY,
-            message_id TEXT NOT NULL UNIQUE,
-            exchange TEXT NOT NULL,
-            routing_key TEXT NOT NULL,
-            body TEXT NOT NULL,
-            headers TEXT NOT NULL
-        )""",
-}
+# The one column the dialects spell differently: an ever-growing sequence (publish order).
+_OUTBOX_SEQ: Final = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
+_OUTBOX: Final = """
+    CREATE TABLE IF NOT EXISTS outbox (
+        seq {seq},
+        message_id TEXT NOT NULL UNIQUE,
+        exchange TEXT NOT NULL,
+        routing_key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        headers TEXT NOT NULL
+    )"""
 
 
 @dataclass
@@ -235,7 +226,7 @@ class Ledger:
         with database.transaction() as tx:
             for ddl in _SCHEMA.values():
                 tx.execute(ddl)
-            tx.execute(_OUTBOX[database.dialect])
+            tx.execute(_OUTBOX.format(seq=_OUTBOX_SEQ[database.dialect]))
             tx.execute("CREATE INDEX IF NOT EXISTS mailboxes_by_state ON mailboxes (wave_id, state)")
 
     # ------------------------------------------------------------------ waves
